@@ -1,0 +1,5 @@
+import sys
+
+from instmatt_app.cli.main import main
+
+sys.exit(main())
