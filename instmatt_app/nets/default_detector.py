@@ -1,0 +1,208 @@
+"""The embedded default person detector: every person as a soft coarse mask, from registry models only.
+
+Pipeline (all at a working resolution, long side <= ``work_side``):
+
+1. the pose landmarker on the whole photo (up to 6 people);
+2. person boxes from MoveNet-MultiPose (when shipped): the pose landmarker on a square crop around
+   each box that no found person explains yet;
+3. the human alpha (RVM): regions of human alpha that no found person explains are cropped and
+   given to the pose landmarker again (people it missed at full scale: small, occluded, at the back);
+4. duplicates are merged (mask IoU / containment), and human-alpha regions that still no person
+   explains become people of their own, with the human alpha as their mask — a missed person must
+   never be merged into a neighbour (the lesson of the registry-parts prototype).
+
+Returns :class:`~instmatt_app.core.result.Detection` objects with full-resolution soft masks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from instmatt_app.core.result import Detection
+from instmatt_app.nets import embedded
+from instmatt_app.nets.image_context import ImageContext
+from instmatt_app.nets.registry import register
+
+__all__ = ["DefaultDetector", "DetectorConfig"]
+
+
+@dataclass
+class DetectorConfig:
+    """work_side: long side of the working image; min_area: smallest person kept, as a fraction of
+    the photo; merge_iou: masks overlapping more than this are one person; explained: a region of
+    human alpha counts as explained when this fraction of it is covered by found people."""
+
+    work_side: int = 1024
+    min_area: float = 0.004
+    min_score: float = 0.25
+    merge_iou: float = 0.5
+    explained: float = 0.7
+    max_people: int = 40
+    use_movenet: bool = True
+    residual_instances: bool = True
+
+
+@dataclass
+class _Cand:
+    mask: np.ndarray  # (h, w) float32 working resolution
+    score: float
+    keypoints: np.ndarray | None
+    source: str
+
+    def area(self) -> float:
+        return float((self.mask > 0.5).sum())
+
+
+class DefaultDetector:
+    """``detect(image_rgb_uint8, context=None) -> list[Detection]`` (see module docstring)."""
+
+    name = "default"
+
+    def __init__(self, device: str = "cpu", config: DetectorConfig | None = None):
+        self.device = device
+        self.config = config or DetectorConfig()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _poses_in_crop(self, work: np.ndarray, box: tuple[int, int, int, int], num: int, source: str
+                       ) -> list[_Cand]:
+        """Run the pose landmarker on a square crop; masks pasted back at working resolution."""
+        h, w = work.shape[:2]
+        x0, y0, x1, y1 = box
+        side = int(max(x1 - x0, y1 - y0) * 1.25) + 8
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        sx0, sy0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+        pad = ((max(0, -sy0), max(0, sy0 + side - h)), (max(0, -sx0), max(0, sx0 + side - w)))
+        crop = work[max(0, sy0):min(h, sy0 + side), max(0, sx0):min(w, sx0 + side)]
+        if min(crop.shape[:2]) < 16:
+            return []
+        crop = np.pad(crop, pad + ((0, 0),), mode="constant")  # keep the crop square, person centred
+        out = []
+        for pose in embedded.pose_segmenter()(crop, num_poses=num):
+            full = np.zeros((h, w), np.float32)
+            inner = pose.mask[pad[0][0]:pad[0][0] + (min(h, sy0 + side) - max(0, sy0)),
+                              pad[1][0]:pad[1][0] + (min(w, sx0 + side) - max(0, sx0))]
+            full[max(0, sy0):min(h, sy0 + side), max(0, sx0):min(w, sx0 + side)] = inner
+            kp = pose.landmarks.copy()
+            kp[:, 0] += sx0
+            kp[:, 1] += sy0
+            out.append(_Cand(full, pose.score, kp, source))
+        return out
+
+    @staticmethod
+    def _iou_contain(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+        inter = float(np.logical_and(a, b).sum())
+        union = float(np.logical_or(a, b).sum())
+        small = float(min(a.sum(), b.sum()))
+        return inter / max(union, 1.0), inter / max(small, 1.0)
+
+    def _merge(self, cands: list[_Cand]) -> list[_Cand]:
+        """Greedy duplicate removal: higher score first; IoU > merge_iou or a mask 85 % inside another."""
+        cands = sorted(cands, key=lambda c: (c.score, c.area()), reverse=True)
+        kept: list[_Cand] = []
+        binm: list[np.ndarray] = []
+        for c in cands:
+            b = c.mask > 0.5
+            if b.sum() == 0:
+                continue
+            dup = False
+            for k, kb in zip(kept, binm):
+                iou, contain = self._iou_contain(b, kb)
+                if iou > self.config.merge_iou or contain > 0.85:
+                    dup = True
+                    break
+            if not dup:
+                kept.append(c)
+                binm.append(b)
+        return kept
+
+    def _unexplained(self, alpha: np.ndarray, cands: list[_Cand], min_px: float) -> list[np.ndarray]:
+        """Connected regions of human alpha (> 0.5) that no candidate covers; boolean masks."""
+        human = alpha > 0.5
+        covered = np.zeros_like(human)
+        for c in cands:
+            covered |= c.mask > 0.3
+        if covered.any():
+            r = max(3, int(0.01 * max(alpha.shape)))
+            covered = cv2.dilate(covered.astype(np.uint8),
+                                 cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+        rest = (human & ~covered).astype(np.uint8)
+        rest = cv2.morphologyEx(rest, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
+        return [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_px]
+
+    # -- main --------------------------------------------------------------------------------
+    def detect(self, image: np.ndarray, context: ImageContext | None = None) -> list[Detection]:
+        cfg = self.config
+        ctx = context or ImageContext(image)
+        H, W = image.shape[:2]
+        s = min(1.0, cfg.work_side / max(H, W))
+        wsize = (max(1, round(W * s)), max(1, round(H * s)))
+        work = image if s >= 1.0 else cv2.resize(image, wsize, interpolation=cv2.INTER_AREA)
+        h, w = work.shape[:2]
+        min_px = cfg.min_area * h * w
+        alpha_full = embedded.human_alpha(ctx, self.device)
+        alpha = alpha_full if s >= 1.0 else cv2.resize(alpha_full, wsize, interpolation=cv2.INTER_AREA)
+
+        seg = embedded.pose_segmenter()
+        cands = [_Cand(p.mask, p.score, p.landmarks, "pose") for p in seg(work, num_poses=6)]
+
+        # person boxes from MoveNet: look closer where no found person explains the box
+        net = embedded.movenet(self.device) if cfg.use_movenet else None
+        if net is not None:
+            for box, score, kps in net.detect(work):
+                x0, y0, x1, y1 = (int(v) for v in box)
+                if (x1 - x0) * (y1 - y0) < min_px:
+                    continue
+                region = np.zeros((h, w), bool)
+                region[max(0, y0):y1, max(0, x0):x1] = True
+                covered = sum(((c.mask > 0.5) & region).sum() for c in cands)
+                human_in_box = max(1.0, float((alpha[region] > 0.5).sum()))
+                if covered / human_in_box < cfg.explained:
+                    found = self._poses_in_crop(work, (x0, y0, x1, y1), 2, "movenet+pose")
+                    if found:
+                        bx = np.zeros((h, w), bool)
+                        bx[max(0, y0):y1, max(0, x0):x1] = True
+                        # the pose whose mask lies best inside the box
+                        best = max(found, key=lambda c: ((c.mask > 0.5) & bx).sum() / max(1, (c.mask > 0.5).sum() + (bx.sum() - ((c.mask > 0.5) & bx).sum())))
+                        best.score = max(best.score, float(score))
+                        cands.append(best)
+            cands = self._merge(cands)
+
+        # human alpha that nobody explains: look again, closer
+        for region in self._unexplained(alpha, cands, min_px):
+            ys, xs = np.nonzero(region)
+            cands.extend(self._poses_in_crop(work, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), 3,
+                                             "alpha+pose"))
+        cands = self._merge([c for c in cands if c.score >= cfg.min_score or c.source != "pose"])
+
+        # what is still unexplained becomes a person of its own (never given to a neighbour)
+        if cfg.residual_instances:
+            for region in self._unexplained(alpha, cands, 2 * min_px):
+                m = np.where(region, alpha, 0).astype(np.float32)
+                m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+                cands.append(_Cand(np.minimum(m, alpha), 0.3, None, "human-alpha"))
+
+        cands = [c for c in cands if c.area() >= min_px][: cfg.max_people]
+        dets = []
+        for c in cands:
+            mask = c.mask if s >= 1.0 else cv2.resize(c.mask, (W, H), interpolation=cv2.INTER_LINEAR)
+            ys, xs = np.nonzero(mask > 0.5)
+            if not len(xs):
+                continue
+            kp = None
+            if c.keypoints is not None:
+                kp = c.keypoints.copy()
+                kp[:, :2] /= s
+            dets.append(Detection(box=(float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)),
+                                  score=float(c.score), mask=np.clip(mask, 0, 1).astype(np.float32),
+                                  keypoints=kp, source=c.source))
+        # stable, readable order: left to right
+        dets.sort(key=lambda d: (d.box[0] + d.box[2]) / 2)
+        return dets
+
+
+@register("detector", "default")
+def build_default_detector(weights: str | None = None, device: str = "cpu", **options) -> DefaultDetector:
+    return DefaultDetector(device=device, config=DetectorConfig(**options))

@@ -1,0 +1,48 @@
+"""The embedded default models, built once per process and shared by the default detector and matter."""
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from instmatt_app.model_manager import ModelError, model_path
+
+if TYPE_CHECKING:
+    from instmatt_app.nets.image_context import ImageContext
+    from instmatt_app.nets.pose_landmarker import PoseSegmenter
+    from instmatt_app.nets.rvm import HumanMatter
+
+__all__ = ["human_matter", "pose_segmenter", "human_alpha", "movenet", "EMBEDDED_MODEL_NAMES"]
+
+EMBEDDED_MODEL_NAMES = ("rvm-mobilenetv3", "pose-landmarker-full", "movenet-multipose")
+
+
+@functools.lru_cache(maxsize=2)
+def human_matter(device: str = "cpu") -> "HumanMatter":
+    from instmatt_app.nets.rvm import HumanMatter
+
+    return HumanMatter(model_path("rvm-mobilenetv3"), device=device)
+
+
+@functools.lru_cache(maxsize=1)
+def pose_segmenter() -> "PoseSegmenter":
+    from instmatt_app.nets.pose_landmarker import PoseSegmenter
+
+    return PoseSegmenter(model_path("pose-landmarker-full"))
+
+
+@functools.lru_cache(maxsize=2)
+def movenet(device: str = "cpu"):
+    """The MoveNet-MultiPose person detector, or None when this build does not ship it."""
+    try:
+        from instmatt_app.nets.movenet import MoveNetMultiPose
+        path = model_path("movenet-multipose")
+    except (ModuleNotFoundError, ModelError):
+        return None
+    return MoveNetMultiPose(path)
+
+
+def human_alpha(ctx: "ImageContext", device: str = "cpu") -> np.ndarray:
+    """(H, W) float32 in [0, 1]: the alpha of all humans in ``ctx.image`` (cached in the context)."""
+    return ctx.get("human_alpha", lambda: human_matter(device)(ctx.image), stage="human_alpha")

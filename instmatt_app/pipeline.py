@@ -1,0 +1,324 @@
+"""The engine: photo → people → tri-masks → tri-mattes → refinement → consistent per-person mattes.
+
+Pure engine code (no Qt). Typical use::
+
+    from instmatt_app.pipeline import Engine, EngineConfig
+    engine = Engine(EngineConfig(device="auto"))
+    result = engine.run(image)                  # image: (H, W, 3) uint8 RGB
+    result = engine.run(image, masks=masks)     # masks: (k, H, W) float32 [0, 1], order kept
+    result = engine.refine(result, "cycle", order=[2, 0, 1])   # re-run refinement only
+
+Stages and their models come from the builder registry (:mod:`instmatt_app.nets.registry`):
+``detector`` (default | maskrcnn | sam), ``matter`` (default | instmatt). ``matting="auto"``
+picks the InstMatt network when the user added official-format weights, otherwise the embedded
+default. Expensive per-photo work is cached in an :class:`ImageContext` kept on the result, so
+re-matting one person or re-running cycle refinement with a new order reuses it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from instmatt_app.core.result import Detection, Instance, MattingResult
+from instmatt_app.core.trimask import TrimaskMode, trimasks
+from instmatt_app.nets import registry
+from instmatt_app.nets.image_context import ImageContext
+
+__all__ = ["Engine", "EngineConfig", "Cancelled", "EngineError", "resolve_device", "enforce_consistency",
+           "detections_from_masks"]
+
+ProgressFn = Callable[[str, float], None]
+
+
+class Cancelled(Exception):
+    """The caller's cancel callback asked the engine to stop."""
+
+
+class EngineError(RuntimeError):
+    """A clear, user-facing failure of the engine (missing model, bad masks, ...)."""
+
+
+@dataclass
+class EngineConfig:
+    """device: auto | cpu | cuda. detector: default | maskrcnn | sam. matting: auto | default |
+    instmatt. refine: none | parallel | cycle (order: instance indices, first refined first).
+    trimask_mode: union (paper Eq. 5–6) | sum (official code; forced for official weights).
+    max_side: working long side for the matting network (None = the backend's default).
+    detector_options / matter_options: passed to the builders."""
+
+    device: str = "auto"
+    detector: str = "default"
+    matting: str = "auto"
+    refine: str = "parallel"
+    order: list[int] | None = None
+    trimask_mode: TrimaskMode = "union"
+    max_side: int | None = None
+    official_postprocess: bool = False
+    weights: dict[str, str] = field(default_factory=dict)
+    detector_options: dict = field(default_factory=dict)
+    matter_options: dict = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> str:
+    """"auto" → "cuda" when PyTorch sees a GPU, else "cpu"; other values are checked."""
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise EngineError(f"unknown device {device!r} (use auto, cpu or cuda)")
+    if device == "cpu":
+        return "cpu"
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # torch missing or broken: the default models run without it
+        has_cuda = False
+    if device == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if not has_cuda:
+        raise EngineError("--device cuda asked for, but no CUDA GPU is available (use --device auto or cpu)")
+    return device
+
+
+def enforce_consistency(trimattes: np.ndarray) -> np.ndarray:
+    """The multi-instance consistency step: Σ_i α_t,i ≤ 1, α_r,i = Σ_{j≠i} α_t,j, α_b = 1 − Σ α_t.
+
+    trimattes: (k, 3, H, W) float32; modified in place and returned. Where the instance alphas
+    sum to more than 1 they are scaled down proportionally (no instance is favoured).
+    """
+    if trimattes.shape[0] == 0:
+        return trimattes
+    a = np.clip(trimattes[:, 0], 0.0, 1.0)
+    total = a.sum(axis=0)
+    over = total > 1.0
+    if over.any():
+        a[:, over] /= total[over]
+        total = a.sum(axis=0)
+    trimattes[:, 0] = a
+    trimattes[:, 1] = total[None] - a
+    trimattes[:, 2] = 1.0 - total[None]
+    np.clip(trimattes, 0.0, 1.0, out=trimattes)
+    return trimattes
+
+
+def detections_from_masks(masks: np.ndarray) -> list[Detection]:
+    """User-supplied coarse masks (k, H, W) in [0, 1] → detections in the same order."""
+    dets = []
+    for m in masks:
+        ys, xs = np.nonzero(m > 0.5)
+        box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)) if len(xs) else (0, 0, 0, 0)
+        dets.append(Detection(box=box, score=1.0, mask=m.astype(np.float32), source="masks"))
+    return dets
+
+
+class Engine:
+    """Builds the configured models once and runs photos through them (see module docstring)."""
+
+    def __init__(self, config: EngineConfig | None = None):
+        self.config = config or EngineConfig()
+        self.device = resolve_device(self.config.device)
+        self._detector = None
+        self._matter = None
+        self._refiner = None
+        self.warnings: list[str] = []
+
+    # -- model selection -----------------------------------------------------------------
+    @property
+    def matting_name(self) -> str:
+        m = self.config.matting
+        if m == "auto":
+            from instmatt_app.model_manager import user_model
+
+            return "instmatt" if (self.config.weights.get("instmatt") or user_model("instmatt")) else "default"
+        if m not in ("default", "instmatt"):
+            raise EngineError(f"unknown matting backend {m!r} (use auto, default or instmatt)")
+        return m
+
+    def _weights(self, kind: str) -> str | None:
+        if kind in self.config.weights:
+            return self.config.weights[kind]
+        from instmatt_app.model_manager import user_model
+
+        p = user_model(kind)
+        return str(p) if p else None
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            name = self.config.detector
+            weights = None
+            if name in ("maskrcnn", "sam"):
+                weights = self._weights(name)
+                if weights is None:
+                    raise EngineError(f"--detector {name} needs weights: add them with "
+                                      f"`instmatt models add {name} FILE`")
+            self._detector = registry.build("detector", name, weights=weights, device=self.device,
+                                            **self.config.detector_options)
+        return self._detector
+
+    @property
+    def matter(self):
+        if self._matter is None:
+            name = self.matting_name
+            opts = dict(self.config.matter_options)
+            weights = None
+            if name == "instmatt":
+                weights = self._weights("instmatt")
+                if weights is None:
+                    raise EngineError("--matting instmatt needs official-format weights: add them with "
+                                      "`instmatt models add instmatt FILE`")
+                if self.config.max_side:
+                    opts["max_side"] = self.config.max_side
+                if self.config.official_postprocess:
+                    opts["official_postprocess"] = True
+            self._matter = registry.build("matter", name, weights=weights, device=self.device, **opts)
+        return self._matter
+
+    @property
+    def refiner(self):
+        """The embedded default's refiner (the InstMatt network refines inside its matter)."""
+        if self._refiner is None:
+            self._refiner = registry.build("refiner", "default", device=self.device)
+        return self._refiner
+
+    def models_in_use(self) -> dict[str, str]:
+        from instmatt_app.model_manager import load_manifest
+
+        used = {"detector": self.config.detector, "matting": self.matting_name}
+        if self.config.detector == "default" or self.matting_name == "default":
+            for e in load_manifest():
+                used[e.name] = e.sha256[:12]
+        for kind in ("instmatt", "maskrcnn", "sam"):
+            if (kind == self.matting_name or kind == self.config.detector) and self._weights(kind):
+                used[f"{kind}-weights"] = self._weights(kind)
+        return used
+
+    # -- stages -------------------------------------------------------------------------
+    def _call_with_fallback(self, fn_name: str, *args, **kwargs):
+        """Run a model stage; on CUDA out-of-memory rebuild the models on the CPU and retry."""
+        try:
+            return getattr(self, fn_name)(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - only OOM is handled, everything else re-raised
+            if self.device == "cpu" or not _is_cuda_oom(exc):
+                raise
+            self.warnings.append(f"GPU out of memory during {fn_name}; finished on the CPU")
+            self.device = "cpu"
+            self._detector = self._matter = self._refiner = None
+            try:
+                import torch
+
+                torch.cuda.empty_cache()
+            except Exception:  # noqa: BLE001
+                pass
+            return getattr(self, fn_name)(*args, **kwargs)
+
+    def _detect(self, image: np.ndarray, ctx: ImageContext) -> list[Detection]:
+        return self.detector.detect(image, context=ctx)
+
+    def _matte(self, image: np.ndarray, masks: np.ndarray, ctx: ImageContext, refine: str,
+               order: list[int]) -> np.ndarray:
+        matter = self.matter
+        if self.matting_name == "instmatt":
+            return matter.matte(image, masks, refine=refine, order=order, context=ctx)
+        tri = matter.matte(image, masks, context=ctx)
+        if refine != "none" and len(masks) > 0:
+            try:
+                refiner = self.refiner
+            except registry.UnknownModelError:
+                msg = "this build has no refiner for the embedded default; refinement skipped"
+                if msg not in self.warnings:
+                    self.warnings.append(msg)
+                return tri
+            tri = refiner.refine(image, tri, masks, mode=refine, order=order, context=ctx)
+        return tri
+
+    def run(self, image: np.ndarray, masks: np.ndarray | None = None, progress: ProgressFn | None = None,
+            cancel: Callable[[], bool] | None = None) -> MattingResult:
+        """Find and matte every person of ``image`` ((H, W, 3) uint8 RGB).
+
+        masks: optional (k, H, W) float32/uint8 coarse instance masks used instead of the detector;
+        instance i of the result is mask i. Raises :class:`Cancelled` when ``cancel()`` turns true.
+        """
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise EngineError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+        H, W = image.shape[:2]
+        ctx = ImageContext(image)
+        step = progress or (lambda stage, frac: None)
+
+        def check() -> None:
+            if cancel is not None and cancel():
+                raise Cancelled()
+
+        t0 = time.perf_counter()
+        step("detect", 0.0)
+        if masks is not None:
+            m = np.asarray(masks)
+            if m.ndim != 3 or m.shape[1:] != (H, W):
+                raise EngineError(f"masks must be (k, {H}, {W}), got {m.shape}")
+            m = m.astype(np.float32) / 255.0 if m.dtype == np.uint8 else m.astype(np.float32)
+            dets = detections_from_masks(np.clip(m, 0.0, 1.0))
+        else:
+            dets = self._call_with_fallback("_detect", image, ctx)
+        t_detect = time.perf_counter() - t0
+        check()
+
+        step("matte", 0.3)
+        coarse = np.stack([d.mask for d in dets]) if dets else np.zeros((0, H, W), np.float32)
+        mode = "sum" if self.matting_name == "instmatt" else self.config.trimask_mode
+        tmasks = trimasks(coarse, mode)
+        order = self._order(len(dets), self.config.order)
+        t1 = time.perf_counter()
+        tri = self._call_with_fallback("_matte", image, coarse, ctx, self.config.refine, order)
+        check()
+        if not self.config.official_postprocess:
+            tri = enforce_consistency(tri)
+        t_matte = time.perf_counter() - t1
+
+        instances = [Instance(index=i, box=d.box, score=d.score, coarse_mask=d.mask, trimask=tmasks[i],
+                              trimatte=tri[i], source=d.source) for i, d in enumerate(dets)]
+        timings = {"detect": t_detect, "matte": t_matte, "total": time.perf_counter() - t0}
+        timings.update({f"stage:{k}": v for k, v in ctx.timings.items()})
+        step("done", 1.0)
+        return MattingResult(image=image, instances=instances, order=order, refine_mode=self.config.refine,
+                             device=self.device, timings=timings, models=self.models_in_use(),
+                             extras={"context": ctx, "warnings": list(self.warnings)})
+
+    @staticmethod
+    def _order(k: int, order: list[int] | None) -> list[int]:
+        if order is None:
+            return list(range(k))
+        order = list(order)
+        if sorted(order) != list(range(k)):
+            raise EngineError(f"--order must list each of the {k} people once (0..{k - 1}), got {order}")
+        return order
+
+    def refine(self, result: MattingResult, mode: str, order: list[int] | None = None) -> MattingResult:
+        """Re-run only the matting/refinement stage with a new mode or order (GUI: order changed).
+
+        Reuses the cached per-photo work (human alpha, network features) held by the result.
+        """
+        ctx = result.extras.get("context") or ImageContext(result.image)
+        coarse = np.stack([inst.coarse_mask for inst in result.instances]) if result.instances else \
+            np.zeros((0,) + result.image.shape[:2], np.float32)
+        order = self._order(len(result.instances), order)
+        t0 = time.perf_counter()
+        tri = self._call_with_fallback("_matte", result.image, coarse, ctx, mode, order)
+        tri = enforce_consistency(tri)
+        instances = [Instance(index=i, box=inst.box, score=inst.score, coarse_mask=inst.coarse_mask,
+                              trimask=inst.trimask, trimatte=tri[i], source=inst.source)
+                     for i, inst in enumerate(result.instances)]
+        timings = dict(result.timings, refine=time.perf_counter() - t0)
+        return MattingResult(image=result.image, instances=instances, order=order, refine_mode=mode,
+                             device=self.device, timings=timings, models=result.models, extras=result.extras)
+
+
+def _is_cuda_oom(exc: BaseException) -> bool:
+    try:
+        import torch
+
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            return True
+    except Exception:  # noqa: BLE001
+        pass
+    return "out of memory" in str(exc).lower() and "cuda" in str(exc).lower()
