@@ -1,0 +1,352 @@
+"""Multi-layer colour estimation: the colour L_i of every person and L_0 of the background (Eq. 2).
+
+Given the photo I and the instance alphas α_1..α_n (Σ α_i ≤ 1, α_0 = 1 − Σ α_i), find colour
+layers L_0..L_n with
+
+    I ≈ Σ_{i=0..n} α_i L_i                     (Eq. 2 of the paper)
+
+that are smooth where their alpha is small. This generalises multi-level foreground estimation
+(Germer et al. 2020, pymatting's ``estimate_foreground_ml``) from 2 to n + 1 layers. Per pixel and
+colour channel the energy
+
+    (Σ_j α_j L_j − I)² + Σ_j Σ_{q ∈ N4(p)} (ε + g |α_j(p) − α_j(q)|) (L_j(p) − L_j(q))²
+
+is minimised for L(p) with the neighbours fixed. The normal equations are
+(D + a aᵀ) L = a I + Σ_q w_q L(q) with D diagonal, so Sherman–Morrison gives the exact solution in
+closed form and the update is vectorised over all pixels and layers (a Jacobi sweep).
+
+Coarse to fine, like pymatting: levels grow by about 2× per step from 1 pixel to the full
+resolution. Small levels (≤ ``dense_pixels``) are solved everywhere. Larger levels are solved only
+on the *band*: pixels where no layer is opaque (max_j α_j < 1 − 1e-3); elsewhere the opaque layer's colour is the photo and the other layers keep the upsampled coarse
+fill. At 24 MP with a few people the band is a few percent of the photo, which is what makes the
+full-resolution pass cheap. After the coarsest dense solve, the background behind people
+(α_0 < 0.05) is replaced by an inpainted fill (:mod:`instmatt_app.core.inpaint`), so removing a
+person reveals a plausible background. A final projection step on the band distributes the
+residual I − Σ α_j L_j over the layers in proportion to α_j (the minimum-norm correction), so the
+reconstruction matches the photo to float precision wherever no clipping to [0, 1] is needed.
+
+numpy + OpenCV only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from instmatt_app.core.inpaint import fill_hidden_background
+
+__all__ = ["LayerColours", "estimate_layer_colours", "normalise_alphas", "reconstruct"]
+
+OPAQUE_TOL = 1e-3
+
+
+@dataclass
+class LayerColours:
+    """Result of :func:`estimate_layer_colours`.
+
+    layers: (n, H, W, 3) float32 in [0, 1], the colour of each person (same order as the alphas).
+    background: (H, W, 3) float32 in [0, 1], L_0 (inpainted where people hide it).
+    """
+
+    layers: np.ndarray
+    background: np.ndarray
+
+
+def normalise_alphas(alphas: np.ndarray) -> np.ndarray:
+    """Clip to [0, 1] and scale pixels where Σ α_i > 1 down to Σ = 1.
+
+    alphas: (n, H, W) float. Returns (n, H, W) float32 (a new array).
+    """
+    a = np.clip(np.asarray(alphas, dtype=np.float32), 0.0, 1.0)
+    if len(a) == 0:
+        return a.copy()
+    s = a.sum(axis=0)
+    over = s > 1.0
+    if over.any():
+        a[:, over] /= s[over]
+    return a
+
+
+def reconstruct(alphas: np.ndarray, layers: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Σ α_i L_i + α_0 L_0 (Eq. 2). alphas (n, H, W), layers (n, H, W, 3), background (H, W, 3).
+
+    Returns (H, W, 3) float32.
+    """
+    a = np.asarray(alphas, dtype=np.float32)
+    a0 = np.clip(1.0 - a.sum(axis=0), 0.0, 1.0) if len(a) else np.ones(background.shape[:2], np.float32)
+    out = a0[..., None] * background
+    for ai, li in zip(a, layers):
+        out += ai[..., None] * li
+    return out.astype(np.float32, copy=False)
+
+
+def _level_sizes(h: int, w: int) -> list[tuple[int, int]]:
+    """(h, w) of every pyramid level, coarse to fine (pymatting's schedule: ×~2 per level)."""
+    n = int(np.ceil(np.log2(max(h, w, 2))))
+    sizes = []
+    for i in range(n + 1):
+        s = (max(1, round(h ** (i / n))), max(1, round(w ** (i / n))))
+        if not sizes or s != sizes[-1]:
+            sizes.append(s)
+    return sizes
+
+
+def _resize(arr: np.ndarray, hw: tuple[int, int], interp: int) -> np.ndarray:
+    """cv2.resize for (h, w) or (h, w, c) float32; returns the input when the size matches."""
+    h, w = hw
+    if arr.shape[:2] == (h, w):
+        return arr
+    out = cv2.resize(arr, (w, h), interpolation=interp)
+    if arr.ndim == 3 and out.ndim == 2:
+        out = out[..., None]
+    return out
+
+
+def _neighbours(idx: np.ndarray, h: int, w: int) -> tuple[np.ndarray, ...]:
+    """Flat indices of the 4-neighbours (left, right, up, down; clamped at the border)."""
+    y, x = np.divmod(idx, w)
+    return (idx - (x > 0), idx + (x < w - 1), idx - w * (y > 0), idx + w * (y < h - 1))
+
+
+def _bilinear_on(L: np.ndarray, coarse: np.ndarray, band: np.ndarray) -> None:
+    """Set L (K, h, w, 3) on the ``band`` pixels to the bilinear upsampling of coarse (K, h', w', 3)
+    (pixel-centre convention, like cv2.INTER_LINEAR)."""
+    K, h, w, _ = L.shape
+    hc, wc = coarse.shape[1:3]
+    idx = np.flatnonzero(band)
+    if idx.size == 0:
+        return
+    y, x = np.divmod(idx, w)
+    sy = np.clip((y + 0.5) * (hc / h) - 0.5, 0, hc - 1).astype(np.float32)
+    sx = np.clip((x + 0.5) * (wc / w) - 0.5, 0, wc - 1).astype(np.float32)
+    y0 = np.minimum(sy.astype(np.int64), hc - 1)
+    x0 = np.minimum(sx.astype(np.int64), wc - 1)
+    y1, x1 = np.minimum(y0 + 1, hc - 1), np.minimum(x0 + 1, wc - 1)
+    fy, fx = (sy - y0)[:, None], (sx - x0)[:, None]
+    del y, x, sy, sx
+    Lf = L.reshape(K, -1, 3)
+    for j in range(K):
+        c = coarse[j]
+        top = c[y0, x0] * (1 - fx) + c[y0, x1] * fx
+        bot = c[y1, x0] * (1 - fx) + c[y1, x1] * fx
+        Lf[j, idx] = top * (1 - fy) + bot * fy
+
+
+def _solve_on(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray | None,
+              iterations: int, eps: float, gw: float) -> None:
+    """Jacobi sweeps of the per-pixel closed-form update on the pixels of ``band`` (all if None).
+
+    L: (K, h, w, 3) float32, updated in place; A: (K, h, w) float32 layer weights (Σ_K = 1);
+    img: (h, w, 3) float32; band: (h, w) bool or None.
+
+    With a band, layer j is only updated on the band pixels where it is *active* (α_j > 0 at the
+    pixel or a 4-neighbour); elsewhere its data term and gradient weights vanish, so its update
+    would only smooth the fill it already has from the coarser level. Inactive layers have
+    α_j = 0 and so do not enter the Sherman–Morrison coupling either.
+    """
+    K, h, w = A.shape
+    if iterations <= 0:
+        return
+    if band is None:
+        bidx = np.arange(h * w, dtype=np.int64)
+    else:
+        bidx = np.flatnonzero(band)
+    m = bidx.size
+    if m == 0:
+        return
+    Af = A.reshape(K, -1)
+    Lf = L.reshape(K, -1, 3)
+    imgb = img.reshape(-1, 3)
+    q = np.ones(m, np.float32)
+    per_layer = []  # (band positions, neighbour positions, weights, 1/D, a, vals, data)
+    kernel = np.ones((3, 3), np.uint8)
+    kernel[0, 0] = kernel[0, 2] = kernel[2, 0] = kernel[2, 2] = 0
+    for j in range(K):
+        if band is None:
+            bp = None
+            idx = bidx
+        else:
+            act = cv2.dilate((A[j] > 0).astype(np.uint8), kernel).reshape(-1)[bidx].astype(bool)
+            bp = np.flatnonzero(act)
+            idx = bidx[bp]
+        mj = idx.size
+        if mj == 0:
+            continue
+        nbs = _neighbours(idx, h, w)
+        a = Af[j, idx]
+        wts = [eps + gw * np.abs(a - Af[j, nb]) for nb in nbs]
+        inv_d = 1.0 / (wts[0] + wts[1] + wts[2] + wts[3])
+        if band is None:
+            nbpos = nbs
+            vals = Lf[j, idx].copy()
+        else:
+            # neighbour positions in [active pixels of this layer | fixed outside values]
+            srt = np.searchsorted(idx, np.concatenate(nbs))
+            srt = np.minimum(srt, mj - 1)
+            allnb = np.concatenate(nbs)
+            inside = idx[srt] == allnb
+            ext, inv = np.unique(allnb[~inside], return_inverse=True)
+            posall = np.where(inside, srt, 0)
+            posall[~inside] = mj + inv
+            nbpos = tuple(posall[k * mj:(k + 1) * mj] for k in range(4))
+            vals = np.concatenate([Lf[j, idx], Lf[j, ext]], axis=0)
+        a_over_d = a * inv_d
+        if bp is None:
+            q += a * a_over_d
+        else:
+            q[bp] += a * a_over_d
+        data = a[:, None] * imgb[idx]
+        per_layer.append((j, idx, bp, nbpos, wts, inv_d, a_over_d, a, vals, data))
+    for _ in range(iterations):
+        S = np.zeros((m, 3), np.float32)
+        us = []
+        for (j, idx, bp, nbpos, wts, inv_d, a_over_d, a, vals, data) in per_layer:
+            b = data.copy()
+            for wt, nb in zip(wts, nbpos):
+                b += wt[:, None] * vals[nb]
+            b *= inv_d[:, None]                          # u = D⁻¹ b
+            if bp is None:
+                S += a[:, None] * b
+            else:
+                S[bp] += a[:, None] * b
+            us.append(b)
+        S /= q[:, None]                                  # (aᵀ D⁻¹ b) / (1 + aᵀ D⁻¹ a)
+        for (j, idx, bp, nbpos, wts, inv_d, a_over_d, a, vals, data), u in zip(per_layer, us):
+            u -= a_over_d[:, None] * (S if bp is None else S[bp])
+            np.clip(u, 0.0, 1.0, out=u)
+            vals[:len(idx)] = u
+    for (j, idx, bp, nbpos, wts, inv_d, a_over_d, a, vals, data) in per_layer:
+        Lf[j, idx] = vals[:len(idx)]
+
+
+def _project(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray, steps: int = 3,
+             tol: float = 0.1 / 255) -> None:
+    """Add the residual I − Σ α_j L_j to the layers in proportion to α_j (min-norm), on the band
+    pixels whose residual exceeds ``tol``."""
+    K = A.shape[0]
+    idx = np.flatnonzero(band)
+    if idx.size == 0:
+        return
+    Lf = L.reshape(K, -1, 3)
+    Af = A.reshape(K, -1)
+    target = img.reshape(-1, 3)[idx]
+    r = target - np.einsum("km,kmc->mc", Af[:, idx], Lf[:, idx])
+    bad = np.abs(r).max(axis=1) > tol
+    idx, r, target = idx[bad], r[bad], target[bad]
+    if idx.size == 0:
+        return
+    a = Af[:, idx]
+    lv = Lf[:, idx]
+    scale = a / np.maximum((a * a).sum(axis=0), 1e-12)
+    for step in range(steps):
+        if step:
+            r = target - (a[..., None] * lv).sum(axis=0)
+        lv += scale[..., None] * r[None]
+        np.clip(lv, 0.0, 1.0, out=lv)
+    Lf[:, idx] = lv
+
+
+def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularization: float = 1e-5,
+                           gradient_weight: float = 1.0, small_size: int = 32,
+                           small_iterations: int = 10, big_iterations: int = 4,
+                           full_iterations: int = 2,
+                           dense_pixels: int = 400_000, inpaint_hidden: bool = True,
+                           inpaint_max_side: int = 768) -> LayerColours:
+    """Estimate the colour of every person and of the background.
+
+    image: (H, W, 3) float32 in [0, 1] (uint8 is accepted and scaled by 1/255).
+    alphas: (n, H, W) float in [0, 1], Σ_i α_i ≤ 1 (pixels above 1 are scaled down); n may be 0.
+    regularization: ε of the smoothness weight ε + g |Δα| (pymatting's default 1e-5).
+    gradient_weight: g (larger: smoother layers).
+    small_size / small_iterations / big_iterations / full_iterations: sweeps per level (levels
+        whose sides are both ≤ small_size get small_iterations, the full-resolution level
+        full_iterations, the others big_iterations).
+    dense_pixels: levels with at most this many pixels are solved everywhere, larger ones only on
+        the band of mixed pixels.
+    inpaint_hidden: replace the background where α_0 < 0.05 by an inpainted fill.
+
+    Returns :class:`LayerColours` with layers (n, H, W, 3) and background (H, W, 3), float32 in
+    [0, 1]. Σ α_i L_i reproduces the photo to within float rounding except where it would need a
+    colour outside [0, 1].
+    """
+    img = np.asarray(image)
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255.0
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3); got {img.shape}")
+    H, W = img.shape[:2]
+    a_in = np.asarray(alphas, dtype=np.float32)
+    if a_in.ndim != 3 or a_in.shape[1:] != (H, W):
+        raise ValueError(f"alphas must be (n, {H}, {W}); got {a_in.shape}")
+    n = a_in.shape[0]
+    if n == 0:
+        return LayerColours(np.zeros((0, H, W, 3), np.float32), img.copy())
+    K = n + 1
+    A_full = np.empty((K, H, W), np.float32)
+    A_full[1:] = normalise_alphas(a_in)
+    A_full[0] = np.clip(1.0 - A_full[1:].sum(axis=0), 0.0, 1.0)
+
+    sizes = _level_sizes(H, W)
+    # image and weight pyramids, each level area-downsampled from the next finer one
+    pyr_img: list[np.ndarray] = [img]
+    pyr_a: list[np.ndarray] = [A_full]
+    for (h, w) in reversed(sizes[:-1]):
+        prev_a = pyr_a[-1]
+        pyr_img.append(_resize(pyr_img[-1], (h, w), cv2.INTER_AREA))
+        pyr_a.append(np.stack([_resize(prev_a[j], (h, w), cv2.INTER_AREA) for j in range(K)]))
+    pyr_img.reverse()
+    pyr_a.reverse()
+    # initial 1x1 level: mean colour where each layer is (nearly) opaque, at a ~64 px level
+    ci = next(i for i, (h, w) in enumerate(sizes) if max(h, w) >= 64 or i == len(sizes) - 1)
+    c_img, c_a = pyr_img[ci].reshape(-1, 3), pyr_a[ci].reshape(K, -1)
+    mean_all = c_img.mean(axis=0)
+    L = np.empty((K, 1, 1, 3), np.float32)
+    for j in range(K):
+        sel = c_a[j] > 0.9
+        L[j, 0, 0] = c_img[sel].mean(axis=0) if sel.any() else mean_all
+    inpainted = not inpaint_hidden
+    for li, (h, w) in enumerate(sizes):
+        full = (h, w) == (H, W)
+        lvl_img, A = pyr_img[li], pyr_a[li]
+        # upsample the previous level's layers (bilinear; on band levels nearest everywhere and
+        # bilinear only on the band, where the values matter)
+        dense = h * w <= dense_pixels
+        if L.shape[1:3] != (h, w):
+            up = np.empty((K, h, w, 3), np.float32)
+            for j in range(K):
+                cv2.resize(L[j], (w, h), dst=up[j],
+                           interpolation=cv2.INTER_LINEAR if dense else cv2.INTER_NEAREST)
+            prev, L = L, up
+            del up
+        else:
+            prev = None
+        small = h <= small_size and w <= small_size
+        iters = small_iterations if small else (full_iterations if full else big_iterations)
+        if dense:
+            _solve_on(L, A, lvl_img, None, iters, regularization, gradient_weight)
+        else:
+            amax = A.max(axis=0)
+            band = amax < 1.0 - OPAQUE_TOL
+            del amax
+            if prev is not None:
+                _bilinear_on(L, prev, band)
+            del prev
+            for j in range(K):
+                np.copyto(L[j], lvl_img, where=(A[j] >= 1.0 - OPAQUE_TOL)[..., None])
+            _solve_on(L, A, lvl_img, band, iters, regularization, gradient_weight)
+            if full:
+                _project(L, A, lvl_img, band)
+            del band
+        # inpaint the hidden background once, at the last level small enough for a dense solve
+        nxt = sizes[li + 1] if li + 1 < len(sizes) else None
+        if not inpainted and (nxt is None or nxt[0] * nxt[1] > dense_pixels):
+            L[0] = fill_hidden_background(L[0], A[0], max_side=inpaint_max_side)
+            inpainted = True
+        if not full:
+            pyr_img[li] = pyr_a[li] = None  # free the level
+    del pyr_img, pyr_a
+    if sizes[-1] == (H, W) and H * W <= dense_pixels:
+        _project(L, A_full, img, np.ones((H, W), bool))
+    return LayerColours(layers=L[1:], background=L[0])

@@ -1,0 +1,144 @@
+"""Multi-layer colour estimation (Eq. 2) on the synthetic HIM2K-style sample with its GT alphas."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from instmatt_app.core.inpaint import fill_hidden_background
+from instmatt_app.core.layer_colours import estimate_layer_colours, normalise_alphas, reconstruct
+
+
+def _rgb(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0
+
+
+def _composite(data_dir, name):
+    meta = json.loads((data_dir / "synthetic" / "composites.json").read_text())
+    entry = next(i for i in meta["images"] if i["name"] == name)
+    img = _rgb(data_dir / entry["image_png"])
+    alphas = np.stack([np.asarray(Image.open(data_dir / lay["alpha_file"]), np.float32) / 255.0
+                       for lay in entry["layers_back_to_front"]])
+    return entry, img, alphas
+
+
+def _true_foreground(data_dir, entry, layer):
+    """Re-render person F of one layer exactly as the generator did (composites.json)."""
+    from pymatting import estimate_foreground_ml
+    lay = entry["layers_back_to_front"][layer]
+    photo = np.asarray(Image.open(data_dir / lay["person_files"]["image"]).convert("RGB"), np.float64) / 255
+    alpha = np.asarray(Image.open(data_dir / lay["person_files"]["alpha"]), np.float64) / 255
+    fg = estimate_foreground_ml(photo, alpha).astype(np.float32)
+    x0, y0, x1, y1 = lay["source_crop_xyxy"]
+    fg, alpha = fg[y0:y1, x0:x1], alpha[y0:y1, x0:x1].astype(np.float32)
+    if lay["flip"]:
+        fg, alpha = fg[:, ::-1], alpha[:, ::-1]
+    pw, ph = lay["pasted_size_wh"]
+    interp = cv2.INTER_AREA if pw < fg.shape[1] else cv2.INTER_LINEAR
+    fg = cv2.resize(np.ascontiguousarray(fg), (pw, ph), interpolation=interp)
+    alpha = cv2.resize(np.ascontiguousarray(alpha), (pw, ph), interpolation=interp)
+    H, W = entry["height"], entry["width"]
+    ox, oy = lay["paste_offset_xy"]
+    ys, xs, ye, xe = max(0, oy), max(0, ox), min(H, oy + ph), min(W, ox + pw)
+    canvas_f = np.zeros((H, W, 3), np.float32)
+    canvas_a = np.zeros((H, W), np.float32)
+    canvas_f[ys:ye, xs:xe] = fg[ys - oy:ye - oy, xs - ox:xe - ox]
+    canvas_a[ys:ye, xs:xe] = alpha[ys - oy:ye - oy, xs - ox:xe - ox]
+    return canvas_f, canvas_a
+
+
+@pytest.fixture(scope="module")
+def five_people(data_dir):
+    entry, img, alphas = _composite(data_dir, "dev_0001")
+    return entry, img, alphas, estimate_layer_colours(img, alphas)
+
+
+def test_reconstruction_reproduces_photo(five_people):
+    _, img, alphas, res = five_people
+    assert res.layers.shape == alphas.shape + (3,) and res.background.shape == img.shape
+    assert res.layers.dtype == np.float32 and 0.0 <= res.layers.min() and res.layers.max() <= 1.0
+    err = np.abs(reconstruct(alphas, res.layers, res.background) - img).mean(axis=2)
+    weighted = alphas.sum(axis=0) > 0          # every pixel where a person layer has weight
+    assert err.mean() <= 1 / 255
+    assert err[weighted].mean() <= 1 / 255
+
+
+def test_band_only_solver_also_reproduces_photo(data_dir):
+    # force the sparse full-resolution path that 24 MP photos take
+    _, img, alphas = _composite(data_dir, "dev_0003")
+    res = estimate_layer_colours(img, alphas, dense_pixels=20_000)
+    err = np.abs(reconstruct(alphas, res.layers, res.background) - img).mean(axis=2)
+    assert err[alphas.sum(axis=0) > 0].mean() <= 1 / 255
+
+
+def test_layers_are_smooth_where_alpha_is_small(five_people):
+    _, img, alphas, res = five_people
+    gy_img = np.abs(np.diff(img, axis=0)).sum(axis=2)
+    for i, a in enumerate(alphas):
+        near = cv2.dilate((a > 0.5).astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool)
+        outside = near & (a < 0.01)
+        region = outside[1:] & outside[:-1]
+        gy_layer = np.abs(np.diff(res.layers[i], axis=0)).sum(axis=2)
+        # the photo there is background texture; the layer must not copy it
+        assert gy_layer[region].mean() < 0.3 * gy_img[region].mean(), i
+
+
+def test_hair_edge_colour_is_decontaminated(data_dir):
+    entry, img, alphas = _composite(data_dir, "dev_0003")
+    front = len(alphas) - 1
+    true_f, rendered_alpha = _true_foreground(data_dir, entry, front)
+    assert np.abs(np.round(rendered_alpha * 255) / 255 - alphas[front]).max() < 1e-6  # same geometry
+    res = estimate_layer_colours(img, alphas)
+    edge = (alphas[front] > 0.1) & (alphas[front] < 0.9)
+    assert edge.sum() > 500
+    err_est = np.abs(res.layers[front][edge] - true_f[edge]).mean()
+    err_raw = np.abs(img[edge] - true_f[edge]).mean()
+    assert err_est < 0.5 * err_raw, (err_est * 255, err_raw * 255)
+
+
+def test_hidden_background_is_inpainted_towards_the_true_background(data_dir, five_people):
+    entry, img, alphas, res = five_people
+    bg_path = data_dir / entry["background"]["file"]
+    true_bg = np.asarray(Image.open(bg_path).convert("RGB").resize((img.shape[1], img.shape[0]),
+                                                                   Image.LANCZOS), np.float32) / 255
+    hidden = alphas.sum(axis=0) > 0.99
+    assert hidden.mean() > 0.1
+    err_bg = np.abs(res.background[hidden] - true_bg[hidden]).mean()
+    err_photo = np.abs(img[hidden] - true_bg[hidden]).mean()
+    assert err_bg < 0.75 * err_photo, (err_bg * 255, err_photo * 255)
+
+
+def test_fill_hidden_background_on_a_smooth_ramp():
+    h, w = 300, 400
+    gx, gy = np.meshgrid(np.linspace(0, 1, w), np.linspace(0, 1, h))
+    ramp = np.dstack([gx, gy, np.full((h, w), 0.5)])
+    ramp = ramp.astype(np.float32)
+    a0 = np.ones((h, w), np.float32)
+    a0[100:200, 150:250] = 0.0
+    garbage = ramp.copy()
+    garbage[100:200, 150:250] = [1.0, 0.0, 1.0]
+    filled = fill_hidden_background(garbage, a0, max_side=200)
+    assert np.abs(filled[100:200, 150:250] - ramp[100:200, 150:250]).max() < 0.08
+    # the visible background is kept (the hole's 1-pixel rim is feathered)
+    keep = np.ones((h, w), bool)
+    keep[98:202, 148:252] = False
+    assert np.abs(filled - garbage)[keep].max() < 1e-6
+
+
+def test_no_people_and_bad_shapes():
+    img = np.random.default_rng(0).random((20, 30, 3), dtype=np.float32)
+    res = estimate_layer_colours(img, np.zeros((0, 20, 30), np.float32))
+    assert res.layers.shape == (0, 20, 30, 3) and np.array_equal(res.background, img)
+    with pytest.raises(ValueError, match="alphas"):
+        estimate_layer_colours(img, np.zeros((2, 10, 30), np.float32))
+    with pytest.raises(ValueError, match="image"):
+        estimate_layer_colours(img[..., 0], np.zeros((1, 20, 30), np.float32))
+
+
+def test_normalise_alphas_caps_the_sum():
+    a = np.array([[[0.8]], [[0.6]]], np.float32)
+    n = normalise_alphas(a)
+    assert n.sum() == pytest.approx(1.0, abs=1e-6) and n[0, 0, 0] > n[1, 0, 0]
