@@ -1,0 +1,139 @@
+"""Person boxes from box detectors: the result type, letterboxing, IoU, and the NMS merge of several detectors.
+
+All boxes are (x0, y0, x1, y1) float pixel coordinates in the photo (x1, y1 exclusive), as in
+:class:`~instmatt_app.core.result.Detection`. Numpy and OpenCV only.
+"""
+from __future__ import annotations
+
+from typing import Iterable, NamedTuple, Sequence
+
+import cv2
+import numpy as np
+
+__all__ = ["PersonBox", "Letterbox", "check_rgb_image", "letterbox", "box_iou", "nms", "merge_person_boxes", "flip_boxes"]
+
+
+class PersonBox(NamedTuple):
+    """One person found by a box detector; unpacks as ``box, score, keypoints``.
+
+    box: (x0, y0, x1, y1) floats in photo pixels. score: detector confidence in [0, 1].
+    keypoints: (17, 3) float32 COCO-order (x, y, score) in photo pixels, or None (box-only detectors).
+    source: name of the detector (or "a+b" when several agreed on the box).
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    keypoints: np.ndarray | None = None
+    source: str = ""
+
+
+class Letterbox(NamedTuple):
+    """How a photo was placed into a network input: input = photo * scale + (pad_x, pad_y)."""
+
+    scale: float
+    pad_x: int
+    pad_y: int
+
+    def to_photo(self, xy: np.ndarray) -> np.ndarray:
+        """(..., 2) input-pixel (x, y) -> photo pixels (float32)."""
+        xy = np.asarray(xy, np.float32)
+        return (xy - np.array([self.pad_x, self.pad_y], np.float32)) / self.scale
+
+
+def check_rgb_image(image: np.ndarray) -> np.ndarray:
+    """``image`` as a C-contiguous (H, W, 3) uint8 array; ValueError with a readable message otherwise."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
+    if min(image.shape[:2]) < 8:
+        raise ValueError(f"image too small for person detection: {image.shape[1]}x{image.shape[0]}")
+    return np.ascontiguousarray(image)
+
+
+def letterbox(image: np.ndarray, out_w: int, out_h: int, centre: bool = True) -> tuple[np.ndarray, Letterbox]:
+    """Resize ``image`` (H, W, 3) uint8 keeping its aspect ratio to fit (out_h, out_w), pad with zeros.
+
+    Returns the (out_h, out_w, 3) uint8 canvas and the :class:`Letterbox` mapping. INTER_AREA when shrinking,
+    INTER_LINEAR when enlarging. centre=False pads right/bottom only.
+    """
+    h, w = image.shape[:2]
+    s = min(out_w / w, out_h / h)
+    nw, nh = max(1, min(out_w, round(w * s))), max(1, min(out_h, round(h * s)))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    px, py = ((out_w - nw) // 2, (out_h - nh) // 2) if centre else (0, 0)
+    canvas = np.zeros((out_h, out_w, 3), np.uint8)
+    canvas[py:py + nh, px:px + nw] = resized
+    return canvas, Letterbox(s, px, py)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a (N, 4) with every box in b (M, 4), (x0, y0, x1, y1); returns (N, M) float64."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices of the boxes kept by greedy non-maximum suppression (OpenCV's NMSBoxes), best score first."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    xywh = [[float(x0), float(y0), float(x1 - x0), float(y1 - y0)] for x0, y0, x1, y1 in boxes]
+    keep = cv2.dnn.NMSBoxes(xywh, [float(s) for s in scores], 0.0, float(iou))
+    keep = np.asarray(keep, np.int64).reshape(-1)
+    return keep[np.argsort(-np.asarray(scores, np.float64)[keep], kind="stable")]
+
+
+def flip_boxes(dets: Iterable[PersonBox], width: int) -> list[PersonBox]:
+    """Map detections found on the horizontally mirrored photo back to the photo (keypoints: x mirrored and
+    left/right COCO keypoints swapped)."""
+    swap = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+    out = []
+    for d in dets:
+        x0, y0, x1, y1 = d.box
+        kp = None
+        if d.keypoints is not None:
+            kp = d.keypoints[swap].copy()
+            kp[:, 0] = width - kp[:, 0]
+        out.append(d._replace(box=(width - x1, y0, width - x0, y1), keypoints=kp))
+    return out
+
+
+def merge_person_boxes(groups: Sequence[Sequence[PersonBox]], iou: float = 0.5) -> list[PersonBox]:
+    """Union of several detectors' (or passes') boxes: NMS over all of them, best score first.
+
+    A kept box takes the keypoints of the best suppressed box that has keypoints when it has none itself, and
+    its ``source`` lists every detector whose boxes it suppressed (e.g. "movenet+centernet").
+    """
+    dets = [d for g in groups for d in g]
+    if not dets:
+        return []
+    boxes = np.array([d.box for d in dets], np.float64)
+    scores = np.array([d.score for d in dets], np.float64)
+    keep = nms(boxes, scores, iou)
+    ious = box_iou(boxes[keep], boxes)
+    taken = np.zeros(len(dets), bool)
+    out = []
+    for row, k in enumerate(keep):
+        members = [j for j in np.nonzero((ious[row] > iou) & ~taken)[0]] or [k]
+        taken[members] = True
+        taken[k] = True
+        best = dets[k]
+        kp = best.keypoints
+        if kp is None:
+            with_kp = [dets[j] for j in members if dets[j].keypoints is not None]
+            if with_kp:
+                kp = max(with_kp, key=lambda d: d.score).keypoints
+        sources = []
+        for j in [k, *members]:
+            for s in dets[j].source.split("+"):
+                if s and s not in sources:
+                    sources.append(s)
+        out.append(best._replace(keypoints=kp, source="+".join(sources)))
+    return out

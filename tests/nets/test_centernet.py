@@ -1,0 +1,77 @@
+"""CenterNet person boxes on real photos: the known people are found, only class person, NMS applied."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from instmatt_app.nets.centernet import CenterNetPersons
+from instmatt_app.nets.person_boxes import PersonBox, box_iou, merge_person_boxes
+
+MODEL = Path(__file__).resolve().parents[2] / "models" / "centernet.onnx"
+
+# hand-checked person boxes (x0, y0, x1, y1), see tests/nets/test_movenet.py
+BUS_PEOPLE = [(50, 400, 245, 905), (222, 405, 345, 860), (668, 390, 810, 880)]
+BUS_CUT = (0, 550, 75, 875)
+ZIDANE_PEOPLE = [(750, 40, 1140, 720), (120, 200, 1150, 720)]
+
+
+@pytest.fixture(scope="module")
+def net() -> CenterNetPersons:
+    return CenterNetPersons(MODEL)
+
+
+def _load(data_dir: Path, name: str) -> np.ndarray:
+    return np.array(Image.open(data_dir / "qualitative" / "images" / name).convert("RGB"))
+
+
+def _best_iou(dets, expected) -> np.ndarray:
+    if not dets:
+        return np.zeros(len(expected))
+    return box_iou(np.array(expected, float), np.array([d.box for d in dets], float)).max(axis=1)
+
+
+def test_bus_people_found(net, data_dir):
+    image = _load(data_dir, "bus.jpg")
+    dets = net.detect(image)
+    assert (_best_iou(dets, BUS_PEOPLE) >= 0.5).all(), [(d.box, d.score) for d in dets]
+    assert len(dets) <= 5
+    for d in dets:
+        x0, y0, x1, y1 = d.box
+        assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
+        assert d.keypoints is None and d.source == "centernet"
+    # NMS: no two kept boxes overlap much
+    ious = box_iou(np.array([d.box for d in dets]), np.array([d.box for d in dets]))
+    assert (ious[~np.eye(len(dets), dtype=bool)] <= 0.5).all()
+
+
+def test_bus_cut_person_found_at_low_threshold(data_dir):
+    dets = CenterNetPersons(MODEL, score_threshold=0.1).detect(_load(data_dir, "bus.jpg"))
+    assert _best_iou(dets, [BUS_CUT])[0] >= 0.4, [(d.box, d.score) for d in dets]
+
+
+def test_zidane_people_found(data_dir):
+    dets = CenterNetPersons(MODEL, score_threshold=0.2).detect(_load(data_dir, "zidane.jpg"))
+    assert (_best_iou(dets, ZIDANE_PEOPLE) >= 0.5).all(), [(d.box, d.score) for d in dets]
+
+
+def test_merge_keeps_one_box_per_person_and_names_sources():
+    kp = np.zeros((17, 3), np.float32)
+    a = [PersonBox((0, 0, 100, 200), 0.6, kp, "movenet")]
+    b = [PersonBox((5, 5, 102, 198), 0.8, None, "centernet"), PersonBox((300, 0, 400, 200), 0.4, None, "centernet")]
+    merged = merge_person_boxes([a, b], iou=0.5)
+    assert len(merged) == 2
+    assert merged[0].score == 0.8 and merged[0].source == "centernet+movenet"
+    assert merged[0].keypoints is kp  # keypoints come from the suppressed MoveNet box
+    assert merged[1].box == (300, 0, 400, 200)
+
+
+def test_bad_input_and_wrong_model(net, tmp_path):
+    with pytest.raises(ValueError, match="RGB"):
+        net.detect(np.zeros((64, 64), np.uint8))
+    from instmatt_app.model_manager import ModelError
+
+    with pytest.raises(ModelError, match="not the CenterNet model"):
+        CenterNetPersons(Path(__file__).resolve().parents[2] / "models" / "movenet-multipose.onnx")
