@@ -1,0 +1,484 @@
+"""Document model of the editor: the photo, its people as layers, the background, undo history.
+
+No Qt: the GUI builds on this API (and listens to its events), the CLI and the exporters use it
+without a GUI.
+
+API
+---
+::
+
+    doc = Document.from_result(result)       # result: instmatt_app.core.result.MattingResult
+    doc = Document(image_uint8)              # (H, W, 3) uint8 RGB, no people yet
+
+    doc.image                 (H, W, 3) uint8 RGB, never modified
+    doc.layers                list[PersonLayer] in z-order, back to front (index 0 = back-most);
+                              removed layers stay in the list with ``removed=True``
+    doc.layer(id)             the layer with that id (KeyError with a clear message otherwise)
+    doc.background            BackgroundSettings(mode, image, blur_radius); mode is "original" |
+                              "replaced" | "blurred" | "transparent"
+    doc.composite()           (H, W, 3) float32 in [0, 1]
+    doc.composite_rgba()      (H, W, 4) float32: colour and coverage (for "transparent")
+    doc.ensure_colours()      estimate / refresh the colour layers now (otherwise lazily)
+    doc.background_colour     (H, W, 3) float32 L_0, the estimated + inpainted background
+    doc.layer_alphas(ids)     (k, H, W) float32 stacking ("over") alphas, see below
+
+    # edits: each is one undoable command pushed on doc.history
+    doc.rename(id, name); doc.set_visible(id, bool); doc.set_locked(id, bool)
+    doc.set_colour_tag(id, "#rrggbb"); doc.set_adjustments(id, Adjustments(...))
+    doc.remove(id); doc.restore(id); doc.reorder([ids back to front])
+    doc.set_background(mode, image=None, blur_radius=None)
+    doc.set_alpha(id, new_alpha)            # one brush stroke = one command (changed box only)
+    doc.add_person(alpha, trimatte=None, name=None) -> PersonLayer
+    doc.replace_people(result)              # re-matting
+
+    doc.history.undo() / redo() / can_undo / can_redo / undo_label / redo_label
+    unsubscribe = doc.subscribe(callback)   # callback(event: Event) with event.kind in
+                                            # {"changed", "layers", "history"}, event.layer_ids,
+                                            # event.box (changed pixels or None)
+
+Locked layers refuse rename, recolour, remove and painting with
+:class:`~instmatt_app.core.commands.LayerLockedError`; visibility, lock, colour tag, order and
+restore stay allowed.
+
+Compositing
+-----------
+The people's alphas are *visible* alphas α'_i of the photo (Σ α'_i ≤ 1; Eq. 14 of the paper: the
+share of each pixel that person covers), in ``doc.photo_order`` (the depth order the photo was
+decomposed in, back to front; initially the layer order). The colour layers L_i and L_0 come from
+:func:`~instmatt_app.core.layer_colours.estimate_layer_colours`, so Σ α'_i L_i + α'_0 L_0 = photo.
+To stack layers in another order, to hide them or to remove them, each person's *stacking*
+alpha is recovered by inverting Eq. 14 in photo order,
+α_i = α'_i / (1 − Σ_{k in front of i} α'_k), then the visible people are stacked in the current
+z-order (Eq. 13, written as Eq. 14 weights + Eq. 2):
+
+    w_i = α_i Π_{k in front of i, shown} (1 − α_k),    I = Σ_i w_i adj_i(L_i) + (1 − Σ w_i) B
+
+where adj_i applies the layer's :class:`~instmatt_app.core.adjustments.Adjustments` and B is the
+background of the current mode. With no edits w_i = α'_i and B = L_0, so the composite equals the
+photo (to the ≤ 1/255 of the colour estimation).
+
+Colour layers are estimated lazily (first ``composite()`` / ``ensure_colours()``) and cached.
+Painting an alpha marks only the changed box (plus a margin) dirty; the next request re-estimates
+that region and updates only the layers with weight there and the background.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from instmatt_app.core.adjustments import Adjustments, apply_adjustments
+from instmatt_app.core.commands import (
+    AddPerson, Event, History, Remove, Rename, Reorder, ReplacePeople, Restore, SetAdjustments,
+    SetAlpha, SetBackground, SetColourTag, SetLocked, SetVisible)
+from instmatt_app.core.layer_colours import estimate_layer_colours
+
+__all__ = ["Document", "PersonLayer", "BackgroundSettings", "BACKGROUND_MODES", "TAG_COLOURS"]
+
+BACKGROUND_MODES = ("original", "replaced", "blurred", "transparent")
+TAG_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45")
+_MARGIN = 32  # pixels re-estimated around a painted box
+
+
+@dataclass
+class PersonLayer:
+    """One person of the document.
+
+    id: stable int (never reused within a document). alpha: (H, W) float32 in [0, 1], the
+    person's visible alpha α'. trimatte: (3, H, W) float32 [α_t, α_r, α_b] or None.
+    colour: (H, W, 3) float32 in [0, 1] or None until estimated (see Document.ensure_colours).
+    colour_tag: "#rrggbb" shown in the GUI. removed: hidden from composite and export but kept so
+    that it can be restored.
+    """
+
+    id: int
+    name: str
+    alpha: np.ndarray
+    trimatte: np.ndarray | None = None
+    colour: np.ndarray | None = None
+    visible: bool = True
+    locked: bool = False
+    colour_tag: str = "#e6194b"
+    adjustments: Adjustments = field(default_factory=Adjustments)
+    removed: bool = False
+
+    @property
+    def shown(self) -> bool:
+        """Contributes to the composite and to exports: visible and not removed."""
+        return self.visible and not self.removed
+
+
+@dataclass(frozen=True)
+class BackgroundSettings:
+    """mode: one of BACKGROUND_MODES; image: (h, w, 3) uint8 replacement (any size, resized to the
+    photo) for "replaced"; blur_radius: Gaussian sigma in pixels for "blurred"."""
+
+    mode: str = "original"
+    image: np.ndarray | None = field(default=None, compare=False)
+    blur_radius: float = 20.0
+
+    def __post_init__(self):
+        if self.mode not in BACKGROUND_MODES:
+            raise ValueError(f"unknown background mode {self.mode!r}; use one of {', '.join(BACKGROUND_MODES)}")
+        if self.mode == "replaced":
+            img = self.image
+            if img is None or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise ValueError("background mode 'replaced' needs an (h, w, 3) uint8 RGB image")
+        if not self.blur_radius > 0:
+            raise ValueError(f"blur radius must be > 0; got {self.blur_radius}")
+
+
+def _check_hex(tag: str) -> str:
+    if not (isinstance(tag, str) and len(tag) == 7 and tag[0] == "#"):
+        raise ValueError(f"colour tag must look like '#rrggbb'; got {tag!r}")
+    int(tag[1:], 16)
+    return tag.lower()
+
+
+class Document:
+    """See the module docstring for the API."""
+
+    def __init__(self, image: np.ndarray, layers: list[PersonLayer] | None = None,
+                 photo_order: list[int] | None = None):
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"document image must be (H, W, 3) uint8 RGB; got {img.shape} {img.dtype}")
+        self.image = img
+        self._layers: list[PersonLayer] = []
+        self.photo_order: list[int] = []
+        self.background = BackgroundSettings()
+        self._background_colour: np.ndarray | None = None
+        self._colours_valid = False
+        self._dirty: list[tuple[int, int, int, int]] = []
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._ids = itertools.count(1)
+        self.history = History(self, self._emit)
+        for layer in layers or []:
+            self._check_alpha(layer.alpha)
+            self._layers.append(layer)
+        self.photo_order = list(photo_order) if photo_order is not None else [l.id for l in self._layers]
+        if sorted(self.photo_order) != sorted(l.id for l in self._layers):
+            raise ValueError("photo_order must list every layer id once")
+        top = max((l.id for l in self._layers), default=0)
+        self._ids = itertools.count(top + 1)
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_result(cls, result) -> "Document":
+        """A document holding ``result.image`` and one layer per instance (list order = z-order)."""
+        doc = cls(np.asarray(result.image, np.uint8))
+        doc._layers = doc._layers_from_result(result)
+        doc.photo_order = [l.id for l in doc._layers]
+        return doc
+
+    def _layers_from_result(self, result) -> list[PersonLayer]:
+        if tuple(result.image.shape[:2]) != self.shape:
+            raise ValueError(f"result image is {result.image.shape[:2]}, document is {self.shape}")
+        layers = []
+        for k, inst in enumerate(result.instances):
+            tm = np.asarray(inst.trimatte, np.float32)
+            layers.append(self._new_layer(tm[0].copy(), tm.copy(), f"Person {k + 1}"))
+        return layers
+
+    def _new_layer(self, alpha, trimatte=None, name=None) -> PersonLayer:
+        alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)
+        self._check_alpha(alpha)
+        if trimatte is not None:
+            trimatte = np.asarray(trimatte, np.float32)
+            if trimatte.shape != (3,) + self.shape:
+                raise ValueError(f"trimatte must be (3, {self.shape[0]}, {self.shape[1]}); got {trimatte.shape}")
+        lid = next(self._ids)
+        return PersonLayer(id=lid, name=name or f"Person {lid}", alpha=alpha, trimatte=trimatte,
+                           colour_tag=TAG_COLOURS[(lid - 1) % len(TAG_COLOURS)])
+
+    def _check_alpha(self, alpha: np.ndarray) -> None:
+        if alpha.shape != self.shape:
+            raise ValueError(f"alpha must be (H, W) = {self.shape}; got {alpha.shape}")
+
+    # ----------------------------------------------------------------- queries
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.image.shape[:2])
+
+    @property
+    def layers(self) -> list[PersonLayer]:
+        """Layers back to front (a copy of the list; the layer objects are the document's)."""
+        return list(self._layers)
+
+    def layer(self, layer_id: int) -> PersonLayer:
+        for layer in self._layers:
+            if layer.id == layer_id:
+                return layer
+        raise KeyError(f"no layer with id {layer_id} (ids: {[l.id for l in self._layers]})")
+
+    # ----------------------------------------------------------------- events
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` after every change; returns a function that unsubscribes."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+        return unsubscribe
+
+    def _emit(self, events: list[Event]) -> None:
+        for ev in events:
+            for cb in list(self._subscribers):
+                cb(ev)
+
+    # ----------------------------------------------------------------- edits
+    def rename(self, layer_id: int, name: str):
+        name = str(name).strip()
+        if not name:
+            raise ValueError("a layer name cannot be empty")
+        return self.history.push(Rename(layer_id, name))
+
+    def set_visible(self, layer_id: int, visible: bool):
+        return self.history.push(SetVisible(layer_id, bool(visible)))
+
+    def set_locked(self, layer_id: int, locked: bool):
+        return self.history.push(SetLocked(layer_id, bool(locked)))
+
+    def set_colour_tag(self, layer_id: int, tag: str):
+        return self.history.push(SetColourTag(layer_id, _check_hex(tag)))
+
+    def set_adjustments(self, layer_id: int, adjustments: Adjustments):
+        if not isinstance(adjustments, Adjustments):
+            raise TypeError("set_adjustments needs an Adjustments object")
+        return self.history.push(SetAdjustments(layer_id, adjustments))
+
+    def remove(self, layer_id: int):
+        return self.history.push(Remove(layer_id))
+
+    def restore(self, layer_id: int):
+        return self.history.push(Restore(layer_id))
+
+    def reorder(self, new_order: list[int]):
+        return self.history.push(Reorder(new_order))
+
+    def set_background(self, mode: str, image: np.ndarray | None = None, blur_radius: float | None = None):
+        settings = BackgroundSettings(mode, image if image is not None else self.background.image,
+                                      blur_radius if blur_radius is not None else self.background.blur_radius)
+        return self.history.push(SetBackground(settings))
+
+    def set_alpha(self, layer_id: int, new_alpha: np.ndarray):
+        """Replace a layer's alpha (a whole brush stroke) as one undo step; None if unchanged."""
+        layer = self.layer(layer_id)
+        new_alpha = np.clip(np.asarray(new_alpha, np.float32), 0.0, 1.0)
+        self._check_alpha(new_alpha)
+        cmd = SetAlpha.from_full(layer, new_alpha)
+        return None if cmd is None else self.history.push(cmd)
+
+    def add_person(self, alpha: np.ndarray, trimatte: np.ndarray | None = None, name: str | None = None) -> PersonLayer:
+        layer = self._new_layer(alpha, trimatte, name)
+        self.history.push(AddPerson(layer))
+        return layer
+
+    def replace_people(self, result) -> list[PersonLayer]:
+        layers = self._layers_from_result(result)
+        self.history.push(ReplacePeople(layers))
+        return layers
+
+    # ----------------------------------------------------------------- command internals
+    def _set_order(self, ids: list[int]) -> None:
+        by_id = {l.id: l for l in self._layers}
+        self._layers = [by_id[i] for i in ids]
+
+    def _alpha_changed(self, layer_id: int, box) -> list[Event]:
+        self._mark_dirty(box)
+        y0, y1, x0, x1 = box
+        ids = tuple(l.id for l in self._layers
+                    if l.id == layer_id or (l.alpha[y0:y1, x0:x1] > 0).any())
+        return [Event("changed", ids, box)]
+
+    def _insert_layer(self, layer: PersonLayer) -> list[Event]:
+        self._layers.append(layer)
+        self.photo_order.append(layer.id)
+        if self._colours_valid and layer.colour is None:
+            layer.colour = self.image.astype(np.float32) / 255.0
+        box = _box_of(layer.alpha > 0)
+        if box is not None:
+            self._mark_dirty(box)
+        return [Event("layers", (layer.id,)), Event("changed", (layer.id,), box)]
+
+    def _delete_layer(self, layer_id: int) -> list[Event]:
+        layer = self.layer(layer_id)
+        self._layers.remove(layer)
+        self.photo_order.remove(layer_id)
+        box = _box_of(layer.alpha > 0)
+        if box is not None:
+            self._mark_dirty(box)
+        return [Event("layers", (layer_id,)), Event("changed", (layer_id,), box)]
+
+    def _people_state(self):
+        return (list(self._layers), list(self.photo_order), self._background_colour, self._colours_valid,
+                list(self._dirty))
+
+    def _set_people_state(self, state) -> list[Event]:
+        old_ids = tuple(l.id for l in self._layers)
+        if len(state) == 2:  # new people: colours must be estimated again
+            self._layers, self.photo_order = list(state[0]), list(state[1])
+            self._background_colour, self._colours_valid, self._dirty = None, False, []
+        else:
+            (layers, order, bg, valid, dirty) = state
+            self._layers, self.photo_order = list(layers), list(order)
+            self._background_colour, self._colours_valid, self._dirty = bg, valid, list(dirty)
+        ids = tuple(sorted(set(old_ids) | {l.id for l in self._layers}))
+        return [Event("layers", ids), Event("changed", ids)]
+
+    # ----------------------------------------------------------------- colours
+    def _mark_dirty(self, box) -> None:
+        if self._colours_valid:
+            self._dirty.append(tuple(int(v) for v in box))
+
+    @property
+    def colours_valid(self) -> bool:
+        """True when every colour layer is up to date (nothing to estimate)."""
+        return self._colours_valid and not self._dirty
+
+    def ensure_colours(self) -> None:
+        """Estimate the colour layers now if they are missing or partly out of date."""
+        if not self._layers:
+            if self._background_colour is None:
+                self._background_colour = self.image.astype(np.float32) / 255.0
+            self._colours_valid, self._dirty = True, []
+            return
+        if not self._colours_valid or any(l.colour is None for l in self._layers):
+            img = self.image.astype(np.float32) / 255.0
+            res = estimate_layer_colours(img, np.stack([l.alpha for l in self._layers]))
+            for layer, colour in zip(self._layers, res.layers):
+                layer.colour = colour
+            self._background_colour = res.background
+            self._colours_valid, self._dirty = True, []
+            return
+        dirty, self._dirty = self._dirty, []
+        for box in _merge_boxes(dirty):
+            self._reestimate_region(box)
+
+    def _reestimate_region(self, box) -> None:
+        H, W = self.shape
+        y0, y1, x0, x1 = box
+        m = _MARGIN + max(y1 - y0, x1 - x0) // 10
+        cy0, cy1, cx0, cx1 = max(0, y0 - 2 * m), min(H, y1 + 2 * m), max(0, x0 - 2 * m), min(W, x1 + 2 * m)
+        py0, py1, px0, px1 = max(0, y0 - m), min(H, y1 + m), max(0, x0 - m), min(W, x1 + m)
+        crop = (slice(cy0, cy1), slice(cx0, cx1))
+        involved = [l for l in self._layers if (l.alpha[crop] > 0).any()]
+        img = self.image[crop].astype(np.float32) / 255.0
+        alphas = (np.stack([l.alpha[crop] for l in involved]) if involved
+                  else np.zeros((0,) + img.shape[:2], np.float32))
+        res = estimate_layer_colours(img, alphas)
+        inner = (slice(py0 - cy0, py1 - cy0), slice(px0 - cx0, px1 - cx0))
+        for layer, colour in zip(involved, res.layers):
+            layer.colour[py0:py1, px0:px1] = colour[inner]
+        self._background_colour[py0:py1, px0:px1] = res.background[inner]
+
+    @property
+    def background_colour(self) -> np.ndarray:
+        """(H, W, 3) float32 L_0: the estimated background, inpainted where people hide it."""
+        self.ensure_colours()
+        return self._background_colour
+
+    # ----------------------------------------------------------------- compositing
+    def layer_alphas(self, ids: list[int] | None = None) -> np.ndarray:
+        """Stacking alphas α_i (inverse of Eq. 14 in photo order) of the given layers.
+
+        ids: layer ids (default: all layers in z-order). Returns (k, H, W) float32 in [0, 1].
+        Stacking these back to front in photo order reproduces the visible alphas exactly.
+        """
+        ids = [l.id for l in self._layers] if ids is None else list(ids)
+        H, W = self.shape
+        by_id = {l.id: l for l in self._layers}
+        total = np.zeros((H, W), np.float32)
+        for lid in self.photo_order:
+            total += by_id[lid].alpha
+        scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-12), 1.0).astype(np.float32)
+        out = {}
+        front = np.zeros((H, W), np.float32)  # Σ α' of the layers in front, in photo order
+        for lid in reversed(self.photo_order):
+            vis = by_id[lid].alpha * scale
+            if lid in ids:
+                t = 1.0 - front
+                out[lid] = np.where(t > 1e-6, np.clip(vis / np.maximum(t, 1e-6), 0.0, 1.0), 0.0).astype(np.float32)
+            front += vis
+        return np.stack([out[i] for i in ids]) if ids else np.zeros((0, H, W), np.float32)
+
+    def shown_weights(self) -> tuple[list[PersonLayer], np.ndarray]:
+        """The shown layers (z-order) and their composite weights w_i, (k, H, W) float32."""
+        shown = [l for l in self._layers if l.shown]
+        if not shown:
+            return shown, np.zeros((0,) + self.shape, np.float32)
+        a = self.layer_alphas([l.id for l in shown])
+        w = np.empty_like(a)
+        transmit = np.ones(self.shape, np.float32)
+        for i in range(len(shown) - 1, -1, -1):
+            w[i] = a[i] * transmit
+            transmit *= 1.0 - a[i]
+        return shown, w
+
+    def background_image(self) -> np.ndarray | None:
+        """(H, W, 3) float32 background of the current mode, None for "transparent"."""
+        bg = self.background
+        if bg.mode == "transparent":
+            return None
+        if bg.mode == "replaced":
+            H, W = self.shape
+            rep = bg.image
+            if rep.shape[:2] != (H, W):
+                rep = cv2.resize(rep, (W, H), interpolation=cv2.INTER_AREA if rep.shape[0] > H else cv2.INTER_LINEAR)
+            return rep.astype(np.float32) / 255.0
+        l0 = self.background_colour
+        if bg.mode == "blurred":
+            return cv2.GaussianBlur(l0, (0, 0), sigmaX=float(bg.blur_radius), sigmaY=float(bg.blur_radius))
+        return l0
+
+    def composite_rgba(self) -> np.ndarray:
+        """(H, W, 4) float32: premultiplied-free colour and coverage; coverage is 1 except in
+        "transparent" mode, where it is Σ w_i and the colour is un-premultiplied."""
+        self.ensure_colours()
+        shown, w = self.shown_weights()
+        H, W = self.shape
+        acc = np.zeros((H, W, 3), np.float32)
+        for layer, wi in zip(shown, w):
+            acc += wi[..., None] * apply_adjustments(layer.colour, layer.adjustments)
+        cover = w.sum(axis=0) if len(w) else np.zeros((H, W), np.float32)
+        bg = self.background_image()
+        if bg is None:
+            colour = acc / np.maximum(cover, 1e-6)[..., None]
+            colour[cover <= 1e-6] = 0
+            return np.dstack([np.clip(colour, 0, 1), np.clip(cover, 0, 1)]).astype(np.float32)
+        acc += np.clip(1.0 - cover, 0.0, 1.0)[..., None] * bg
+        return np.dstack([np.clip(acc, 0, 1), np.ones((H, W), np.float32)])
+
+    def composite(self) -> np.ndarray:
+        """(H, W, 3) float32 in [0, 1]: the recomposited photo (transparent mode: over black)."""
+        rgba = self.composite_rgba()
+        return np.ascontiguousarray(rgba[..., :3] * rgba[..., 3:])
+
+
+def _box_of(mask: np.ndarray):
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _merge_boxes(boxes):
+    """Merge overlapping (y0, y1, x0, x1) boxes so no region is estimated twice."""
+    boxes = [list(b) for b in boxes]
+    merged = True
+    while merged and len(boxes) > 1:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[1] + _MARGIN and b[0] < a[1] + _MARGIN and a[2] < b[3] + _MARGIN and b[2] < a[3] + _MARGIN:
+                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(b) for b in boxes]

@@ -1,0 +1,290 @@
+"""Document model: every command with undo / redo, events, locking, lazy colours, compositing."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from instmatt_app.core.adjustments import Adjustments
+from instmatt_app.core.commands import LayerLockedError
+from instmatt_app.core.document import Document
+from instmatt_app.core.result import Instance, MattingResult
+
+TOL = 1 / 255
+
+
+def make_result(image: np.ndarray, alphas: np.ndarray) -> MattingResult:
+    insts = []
+    for k, a in enumerate(alphas):
+        ys, xs = np.nonzero(a > 0)
+        box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        insts.append(Instance(index=k, box=box, score=1.0, coarse_mask=(a > 0.5).astype(np.float32),
+                              trimask=np.stack([a > 0.5, a > 0.5, a <= 0.5]).astype(np.float32),
+                              trimatte=np.stack([a, a, a]).astype(np.float32)))
+    return MattingResult(image=image, instances=insts, order=list(range(len(insts))))
+
+
+def load_sample(data_dir, name: str, scale: float = 0.4):
+    d = data_dir / "synthetic"
+    img = Image.open(d / "images_png" / "comp" / f"{name}.png").convert("RGB")
+    w, h = round(img.width * scale), round(img.height * scale)
+    image = np.asarray(img.resize((w, h), Image.LANCZOS))
+    alphas = np.stack([cv2.resize(np.asarray(Image.open(f), np.float32) / 255, (w, h), interpolation=cv2.INTER_AREA)
+                       for f in sorted((d / "alphas" / "comp" / name).glob("*.png"))])
+    # the downscaled photo is consistent with the downscaled alphas up to resampling; that is all
+    # the composite check needs, since colours are estimated from this photo.
+    return image, alphas
+
+
+@pytest.fixture(scope="module")
+def sample(data_dir):
+    return load_sample(data_dir, "dev_0000")   # 3 people, overlapping
+
+
+@pytest.fixture
+def doc(sample):
+    image, alphas = sample
+    return Document.from_result(make_result(image, alphas))
+
+
+def photo(doc):
+    return doc.image.astype(np.float32) / 255
+
+
+def test_from_result_and_untouched_composite_equals_photo(doc, sample):
+    image, alphas = sample
+    assert [l.name for l in doc.layers] == ["Person 1", "Person 2", "Person 3"]
+    assert len({l.id for l in doc.layers}) == 3
+    assert all(l.colour is None for l in doc.layers)         # lazy
+    comp = doc.composite()
+    assert all(l.colour is not None and l.colour.shape == image.shape for l in doc.layers)
+    assert comp.shape == image.shape and comp.dtype == np.float32
+    assert np.abs(comp - photo(doc)).mean() <= TOL
+    assert not doc.history.can_undo
+
+
+def test_empty_document_composite_is_the_photo(sample):
+    doc = Document(sample[0])
+    assert doc.layers == []
+    assert np.abs(doc.composite() - photo(doc)).max() < 1e-6
+    with pytest.raises(ValueError, match="uint8"):
+        Document(sample[0].astype(np.float32))
+
+
+def test_layer_alphas_invert_eq14(doc):
+    a = doc.layer_alphas()
+    vis = np.stack([l.alpha for l in doc.layers])
+    from instmatt_app.core.compositing import visible_alphas
+    assert np.abs(visible_alphas(a) - vis).max() < 1e-5
+
+
+def check_undo_redo(doc, before, after_check):
+    """after_check(doc) must hold after do and redo; the composite after undo equals ``before``."""
+    after_check(doc)
+    assert doc.history.can_undo
+    assert doc.history.undo()
+    assert np.abs(doc.composite() - before).max() < 1e-6
+    assert doc.history.can_redo
+    assert doc.history.redo()
+    after_check(doc)
+
+
+def test_rename_undo_redo(doc):
+    lid = doc.layers[0].id
+    doc.rename(lid, "Alice")
+    assert doc.history.undo_label == "Rename to 'Alice'"
+    assert doc.layer(lid).name == "Alice"
+    doc.history.undo()
+    assert doc.layer(lid).name == "Person 1" and doc.history.redo_label == "Rename to 'Alice'"
+    doc.history.redo()
+    assert doc.layer(lid).name == "Alice"
+    with pytest.raises(ValueError):
+        doc.rename(lid, "   ")
+
+
+def test_hide_shows_background_and_undo(doc):
+    before = doc.composite()
+    front = doc.layers[-1]
+    others = sum(l.alpha for l in doc.layers[:-1])
+    region = (front.alpha > 0.99) & (others == 0)
+
+    def hidden(d):
+        comp = d.composite()
+        assert np.abs(comp[region] - before[region]).mean() > 0.05      # the person is gone there
+        assert np.allclose(comp[region], d.background_colour[region], atol=1e-5)  # background shows
+        far = np.stack([l.alpha for l in d.layers]).sum(0) == 0
+        assert np.abs(comp[far] - before[far]).max() < 1e-6             # nothing else moves
+    doc.set_visible(front.id, False)
+    check_undo_redo(doc, before, hidden)
+
+
+def test_remove_and_restore(doc):
+    before = doc.composite()
+    lid = doc.layers[1].id
+    doc.remove(lid)
+    assert doc.layer(lid).removed and len(doc.layers) == 3       # still there, restorable
+    removed = doc.composite()
+    assert np.abs(removed - before)[doc.layer(lid).alpha > 0.5].mean() > 0.02
+    doc.restore(lid)
+    assert not doc.layer(lid).removed
+    assert np.abs(doc.composite() - before).max() < 1e-6
+    doc.history.undo()                                            # undo restore
+    assert doc.layer(lid).removed
+    doc.history.undo()                                            # undo remove
+    assert np.abs(doc.composite() - before).max() < 1e-6
+
+
+def test_recolour_changes_only_that_person(doc):
+    before = doc.composite()
+    lid = doc.layers[0].id
+    mine = doc.layer(lid).alpha
+
+    def recoloured(d):
+        comp = d.composite()
+        changed = np.abs(comp - before).max(axis=2) > 1e-5
+        assert changed[mine > 0.9].mean() > 0.5
+        assert not changed[mine == 0].any()
+        assert d.layer(lid).adjustments.exposure == 1.0
+    doc.set_adjustments(lid, Adjustments(exposure=1.0, hue=20))
+    check_undo_redo(doc, before, recoloured)
+
+
+def test_reorder_changes_overlaps_only(doc):
+    before = doc.composite()
+    ids = [l.id for l in doc.layers]
+    new = ids[::-1]
+    # overlap of the stacking alphas: a back person whose visible share is tiny behind a nearly
+    # opaque front person still has a large stacking alpha there (α' / (1 - α'_front))
+    overlap = (doc.layer_alphas() > 0).sum(axis=0) >= 2
+
+    def reordered(d):
+        assert [l.id for l in d.layers] == new
+        comp = d.composite()
+        diff = np.abs(comp - before).max(axis=2)
+        assert diff[~overlap].max() < 1e-4      # single-person pixels do not care about order
+        assert diff[overlap].max() > 0.05       # the back person now covers the front one
+    doc.reorder(new)
+    check_undo_redo(doc, before, reordered)
+    with pytest.raises(ValueError, match="permutation"):
+        doc.reorder(ids[:2])
+
+
+def test_background_modes(doc):
+    before = doc.composite()
+    alphas = np.stack([l.alpha for l in doc.layers])
+    empty = alphas.sum(0) == 0
+    people = alphas.sum(0) > 0.999
+    h, w = doc.shape
+    green = np.zeros((h // 2, w // 2, 3), np.uint8)
+    green[..., 1] = 200
+
+    def replaced(d):
+        comp = d.composite()
+        assert np.allclose(comp[empty], [0, 200 / 255, 0], atol=1e-5)
+        assert np.abs(comp[people] - before[people]).max() < 2e-3   # α_0 ≤ 0.001 there
+        assert d.background.mode == "replaced"
+    doc.set_background("replaced", image=green)
+    check_undo_redo(doc, before, replaced)
+
+    doc.set_background("blurred", blur_radius=8)
+    blurred = doc.composite()
+    grad = lambda x: np.abs(np.diff(x, axis=1)).max(axis=2)[:, 1:][empty[:, 2:] & empty[:, 1:-1]].mean()  # noqa
+    assert grad(blurred) < 0.6 * grad(before)
+
+    doc.set_background("transparent")
+    rgba = doc.composite_rgba()
+    assert np.allclose(rgba[..., 3], np.clip(alphas.sum(0), 0, 1), atol=1e-4)
+    assert doc.history.undo_label == "Background"
+    with pytest.raises(ValueError, match="background mode"):
+        doc.set_background("sepia")
+    with pytest.raises(ValueError, match="uint8"):
+        doc.set_background("replaced", image=np.zeros((4, 4), np.float32))
+
+
+def test_lock_refuses_edits(doc):
+    lid = doc.layers[0].id
+    doc.set_locked(lid, True)
+    n = len(doc.history)
+    for edit in (lambda: doc.rename(lid, "x"), lambda: doc.remove(lid),
+                 lambda: doc.set_adjustments(lid, Adjustments(hue=5)),
+                 lambda: doc.set_alpha(lid, np.zeros(doc.shape, np.float32))):
+        with pytest.raises(LayerLockedError, match="locked"):
+            edit()
+    assert len(doc.history) == n and doc.layer(lid).name == "Person 1"
+    doc.set_visible(lid, False)                # allowed on a locked layer
+    doc.set_colour_tag(lid, "#00FF00")
+    assert doc.layer(lid).colour_tag == "#00ff00"
+    with pytest.raises(ValueError):
+        doc.set_colour_tag(lid, "green")
+    doc.history.undo(); doc.history.undo(); doc.history.undo()
+    assert not doc.layer(lid).locked and doc.layer(lid).visible
+
+
+def test_brush_stroke_is_one_step_with_a_small_box(doc):
+    doc.ensure_colours()
+    before = doc.composite()
+    target = doc.layers[-1]
+    other_far = doc.layers[0]
+    old_alpha = target.alpha.copy()
+    new_alpha = old_alpha.copy()
+    ys, xs = np.nonzero(old_alpha > 0.99)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    new_alpha[cy - 10:cy + 10, cx - 15:cx + 15] = 0.0      # erase a patch (one stroke)
+    far_colour = other_far.colour.copy()
+    events = []
+    unsub = doc.subscribe(events.append)
+    cmd = doc.set_alpha(target.id, new_alpha)
+    assert cmd.old.shape == (20, 30) and cmd.box == (cy - 10, cy + 10, cx - 15, cx + 15)
+    assert [e.kind for e in events] == ["changed", "history"]
+    assert target.id in events[0].layer_ids and events[0].box == cmd.box
+    assert not doc.colours_valid                              # region marked dirty, not all
+    comp = doc.composite()                                    # re-estimates only that region
+    assert np.abs(comp - photo(doc)).mean() <= TOL
+    changed = np.abs(comp - before).max(axis=2) > 1e-4
+    ys, xs = np.nonzero(changed)
+    assert ys.min() >= cy - 10 - 80 and ys.max() < cy + 10 + 80
+    if not (other_far.alpha[max(0, cy - 80):cy + 80, max(0, cx - 80):cx + 80] > 0).any():
+        assert np.array_equal(other_far.colour, far_colour)  # not involved: untouched
+    doc.history.undo()
+    assert np.array_equal(doc.layer(target.id).alpha, old_alpha)
+    doc.history.redo()
+    assert np.array_equal(doc.layer(target.id).alpha, new_alpha)
+    unsub()
+    doc.history.undo()
+    assert len(events) == 2 + 2 + 2                           # nothing after unsubscribing
+    assert doc.set_alpha(target.id, old_alpha) is None        # no change, no command
+
+
+def test_add_person_and_replace_people(doc, sample):
+    image, alphas = sample
+    doc.ensure_colours()
+    before = doc.composite()
+    n_before = len(doc.layers)
+    # a "person" added by the user over a background area, here a copy of person 1's alpha
+    new = doc.add_person(np.zeros(doc.shape, np.float32), name="Extra")
+    assert doc.layers[-1] is new and new.name == "Extra" and len(doc.layers) == n_before + 1
+    assert new.id not in [l.id for l in doc.layers[:-1]]
+    assert np.abs(doc.composite() - before).max() < 1e-5      # zero alpha adds nothing
+    doc.history.undo()
+    assert len(doc.layers) == n_before
+    doc.history.redo()
+    assert doc.layers[-1].id == new.id
+
+    ids_before = [l.id for l in doc.layers]
+    result = make_result(image, alphas[:2])
+    doc.replace_people(result)
+    assert len(doc.layers) == 2 and not set(l.id for l in doc.layers) & set(ids_before)
+    assert not doc.colours_valid                     # new people: colours estimated again
+    # person 3 is now part of the background layer, and the photo is still reproduced
+    assert np.abs(doc.composite() - photo(doc)).mean() <= TOL
+    assert np.abs(doc.background_colour - photo(doc))[alphas[2] > 0.99].mean() < 0.02
+    doc.history.undo()
+    assert [l.id for l in doc.layers] == ids_before
+    with pytest.raises(ValueError, match="alpha"):
+        doc.add_person(np.zeros((5, 5), np.float32))
+
+
+def test_unknown_layer_id(doc):
+    with pytest.raises(KeyError, match="no layer with id 999"):
+        doc.rename(999, "x")
