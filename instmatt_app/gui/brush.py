@@ -1,0 +1,82 @@
+"""Brush strokes rasterised into photo-sized coverage masks (numpy + OpenCV, no Qt).
+
+A :class:`Stroke` collects the mouse path of one press-drag-release; :meth:`Stroke.coverage` gives the
+soft coverage in [0, 1] inside the stroke's bounding box. Hardness 1 gives a hard-edged brush;
+lower hardness feathers the edge with a Gaussian of σ = (1 − hardness) · radius / 2.
+The GUI turns a finished stroke into ONE document command (one undo step).
+"""
+from __future__ import annotations
+
+import numpy as np
+import cv2
+
+__all__ = ["Stroke", "paint_alpha", "GUIDANCE_LABELS"]
+
+GUIDANCE_LABELS = {"this": "This person", "other": "Another person", "background": "Background"}
+
+
+class Stroke:
+    """One stroke on an (H, W) photo. radius in photo pixels (>= 0.5), hardness in [0, 1]."""
+
+    def __init__(self, shape: tuple[int, int], radius: float, hardness: float):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.radius = max(float(radius), 0.5)
+        self.hardness = float(np.clip(hardness, 0.0, 1.0))
+        self.points: list[tuple[float, float]] = []
+
+    def add(self, x: float, y: float) -> None:
+        self.points.append((float(x), float(y)))
+
+    @property
+    def empty(self) -> bool:
+        return not self.points
+
+    def bbox(self) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1) integer pixel box (exclusive end) that holds the coverage, clipped; None if outside."""
+        if not self.points:
+            return None
+        pts = np.asarray(self.points)
+        pad = self.radius + 3 * self.radius * (1 - self.hardness) + 2
+        h, w = self.shape
+        x0, y0 = max(int(np.floor(pts[:, 0].min() - pad)), 0), max(int(np.floor(pts[:, 1].min() - pad)), 0)
+        x1, y1 = min(int(np.ceil(pts[:, 0].max() + pad)) + 1, w), min(int(np.ceil(pts[:, 1].max() + pad)) + 1, h)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return x0, y0, x1, y1
+
+    def coverage(self) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+        """(bbox, (y1-y0, x1-x0) float32 coverage in [0, 1]) or None when the stroke misses the photo."""
+        box = self.bbox()
+        if box is None:
+            return None
+        x0, y0, x1, y1 = box
+        shift = 4  # sub-pixel accuracy for cv2 drawing
+        m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        pts = [(int(round((x - x0) * (1 << shift))), int(round((y - y0) * (1 << shift)))) for x, y in self.points]
+        r = int(round(self.radius * (1 << shift)))
+        thickness = max(1, int(round(2 * self.radius)))
+        for a, b in zip(pts[:-1], pts[1:]):
+            cv2.line(m, (a[0] >> shift, a[1] >> shift), (b[0] >> shift, b[1] >> shift), 255, thickness, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(m, p, r, 255, -1, cv2.LINE_AA, shift)
+        cov = m.astype(np.float32) / 255.0
+        sigma = (1.0 - self.hardness) * self.radius / 2.0
+        if sigma > 0.3:
+            cov = cv2.GaussianBlur(cov, (0, 0), sigmaX=sigma, sigmaY=sigma)
+        return box, cov
+
+
+def paint_alpha(alpha: np.ndarray, stroke: Stroke, target: float) -> np.ndarray | None:
+    """A new (H, W) float32 alpha: ``alpha`` moved towards ``target`` (1 brush, 0 eraser) by the coverage.
+
+    Returns None when the stroke does not touch the photo; ``alpha`` itself is not modified.
+    """
+    cov = stroke.coverage()
+    if cov is None:
+        return None
+    (x0, y0, x1, y1), c = cov
+    out = alpha.astype(np.float32, copy=True)
+    region = out[y0:y1, x0:x1]
+    region += c * (float(target) - region)
+    np.clip(region, 0.0, 1.0, out=region)
+    return out

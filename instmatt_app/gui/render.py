@@ -1,0 +1,110 @@
+"""What the canvas shows, as plain numpy images (no Qt): one function per view.
+
+All inputs are the engine's / document's arrays: photo (H, W, 3) uint8 RGB, alphas (H, W) or
+(k, H, W) float32 in [0, 1], tri-mattes (3, H, W) float32 [α_t, α_r, α_b], colours (H, W, 3) float32
+in [0, 1]. All outputs are C-contiguous uint8, (H, W, 3) RGB or (H, W, 4) RGBA (straight alpha),
+ready to wrap in a QImage.
+"""
+from __future__ import annotations
+
+import colorsys
+
+import cv2
+import numpy as np
+
+__all__ = ["to_uint8", "person_rgba", "alpha_grey", "trimatte_rgb", "people_overlay", "difference_heatmap",
+           "thumbnail_rgba", "distinct_colours", "hex_to_rgb"]
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """float array in [0, 1] (any shape) → uint8 0..255, rounded, C-contiguous."""
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x)
+    return np.ascontiguousarray(np.clip(np.asarray(x, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+def hex_to_rgb(colour: str) -> tuple[int, int, int]:
+    """"#rrggbb" → (r, g, b) 0..255."""
+    c = colour.lstrip("#")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def distinct_colours(n: int) -> list[str]:
+    """n well separated, saturated "#rrggbb" colours (golden-ratio hue steps), stable for a given index."""
+    out = []
+    for i in range(n):
+        h = (0.58 + i * 0.618034) % 1.0
+        r, g, b = colorsys.hsv_to_rgb(h, 0.72, 0.98)
+        out.append(f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}")
+    return out
+
+
+def person_rgba(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """One person cut out: colour (H, W, 3) float32 [0, 1] or uint8, alpha (H, W) float32 → (H, W, 4) uint8."""
+    rgb = to_uint8(colour)
+    return np.ascontiguousarray(np.dstack([rgb, to_uint8(alpha)]))
+
+
+def alpha_grey(alpha: np.ndarray) -> np.ndarray:
+    """(H, W) float32 alpha → (H, W, 3) uint8 grey (white = opaque)."""
+    a = to_uint8(alpha)
+    return np.ascontiguousarray(np.repeat(a[..., None], 3, axis=2))
+
+
+def trimatte_rgb(trimatte: np.ndarray) -> np.ndarray:
+    """(3, H, W) float32 [α_t, α_r, α_b] → (H, W, 3) uint8 with α_t in red, α_r in green, α_b in blue."""
+    return to_uint8(np.moveaxis(trimatte, 0, -1))
+
+
+def people_overlay(image: np.ndarray, alphas: np.ndarray, colours: list[str], strength: float = 0.6) -> np.ndarray:
+    """Every person tinted in its own colour over a dimmed grey photo.
+
+    image (H, W, 3) uint8, alphas (k, H, W) float32, colours k "#rrggbb" → (H, W, 3) uint8.
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    out = np.repeat((0.25 + 0.45 * grey)[..., None], 3, axis=2)
+    for a, c in zip(alphas, colours):
+        tint = np.array(hex_to_rgb(c), np.float32) / 255.0
+        w = (strength * a)[..., None]
+        out = out * (1.0 - w) + (0.35 * out + 0.65 * tint) * w
+        # a thin bright outline where the alpha crosses 0.5 makes touching people separable
+        edge = cv2.morphologyEx((a > 0.5).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+        out[edge > 0] = tint
+    return to_uint8(out)
+
+
+def difference_heatmap(image: np.ndarray, alphas: np.ndarray, reference: np.ndarray,
+                       full_scale: float = 0.25) -> tuple[np.ndarray, float]:
+    """Where two sets of mattes differ: Σ_i |α_i − ref_i| as a heat map over a dimmed photo.
+
+    image (H, W, 3) uint8; alphas, reference (k, H, W) float32 (same k). ``full_scale`` is the
+    difference shown at full heat. Returns ((H, W, 3) uint8, mean absolute difference per pixel).
+    """
+    diff = np.abs(alphas - reference).sum(axis=0) if len(alphas) else np.zeros(image.shape[:2], np.float32)
+    heat = np.clip(diff / full_scale, 0.0, 1.0)
+    cmap = cv2.applyColorMap(to_uint8(heat), cv2.COLORMAP_INFERNO)[..., ::-1].astype(np.float32) / 255.0
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)[..., None] / 255.0 * 0.35
+    w = np.clip(heat * 1.5, 0.0, 1.0)[..., None]
+    return to_uint8(grey * (1.0 - w) + cmap * w), float(diff.mean())
+
+
+def thumbnail_rgba(colour: np.ndarray, alpha: np.ndarray, box: tuple[float, float, float, float] | None,
+                   size: int = 48) -> np.ndarray:
+    """A square (size, size, 4) uint8 thumbnail of one person, cropped to ``box`` (x0, y0, x1, y1) if given."""
+    h, w = alpha.shape
+    if box is None or box[2] <= box[0] or box[3] <= box[1]:
+        ys, xs = np.nonzero(alpha > 0.05)
+        box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, w, h)
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    side = max(x1 - x0, y1 - y0, 1)
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    x0, y0 = max(cx - side // 2, 0), max(cy - side // 2, 0)
+    x1, y1 = min(x0 + side, w), min(y0 + side, h)
+    rgba = person_rgba(colour[y0:y1, x0:x1], alpha[y0:y1, x0:x1])
+    ch, cw = rgba.shape[:2]
+    scale = size / max(ch, cw, 1)
+    small = cv2.resize(rgba, (max(1, round(cw * scale)), max(1, round(ch * scale))), interpolation=cv2.INTER_AREA)
+    out = np.zeros((size, size, 4), np.uint8)
+    oy, ox = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
+    out[oy:oy + small.shape[0], ox:ox + small.shape[1]] = small
+    return out
