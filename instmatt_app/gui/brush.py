@@ -50,16 +50,18 @@ class Stroke:
         if box is None:
             return None
         x0, y0, x1, y1 = box
-        shift = 4  # sub-pixel accuracy for cv2 drawing
-        m = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        pts = [(int(round((x - x0) * (1 << shift))), int(round((y - y0) * (1 << shift)))) for x, y in self.points]
-        r = int(round(self.radius * (1 << shift)))
-        thickness = max(1, int(round(2 * self.radius)))
+        # the centre line through the pixel centres, then the exact distance of every pixel to it:
+        # coverage = clip(r + 0.5 - d, 0, 1), an anti-aliased disc / capsule of radius r
+        shift = 4
+        line = np.full((y1 - y0, x1 - x0), 255, np.uint8)
+        pts = [(int(round((x - x0 - 0.5) * (1 << shift))), int(round((y - y0 - 0.5) * (1 << shift))))
+               for x, y in self.points]
+        if len(pts) == 1:
+            pts = pts * 2
         for a, b in zip(pts[:-1], pts[1:]):
-            cv2.line(m, (a[0] >> shift, a[1] >> shift), (b[0] >> shift, b[1] >> shift), 255, thickness, cv2.LINE_AA)
-        for p in pts:
-            cv2.circle(m, p, r, 255, -1, cv2.LINE_AA, shift)
-        cov = m.astype(np.float32) / 255.0
+            cv2.line(line, a, b, 0, 1, cv2.LINE_8, shift)
+        dist = cv2.distanceTransform(line, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        cov = np.clip(self.radius + 0.5 - dist, 0.0, 1.0).astype(np.float32)
         sigma = (1.0 - self.hardness) * self.radius / 2.0
         if sigma > 0.3:
             cov = cv2.GaussianBlur(cov, (0, 0), sigmaX=sigma, sigmaY=sigma)

@@ -423,7 +423,8 @@ class MainWindow(QMainWindow):
                 self.show_error(f"{label} failed: {_friendly_error(exc)}")
 
         def failed(exc, tb) -> None:
-            self.show_error(f"{label} failed: {_friendly_error(exc)}")
+            msg = _friendly_error(exc)
+            self.show_error(msg if name == "open" else f"{label} failed: {msg}")
             self._last_traceback = tb
 
         def cancelled() -> None:
@@ -662,22 +663,31 @@ class MainWindow(QMainWindow):
         self.canvas.fit()
 
     def open_project(self, path: Path) -> bool:
-        from instmatt_app.io import project_file
-
-        try:
-            doc = project_file.load_project(path)
-        except Exception as exc:  # noqa: BLE001 - ProjectError and friends: message names the file
-            msg = str(exc)
-            self.show_error(msg if str(path) in msg or path.name in msg else f"{path}: {msg}")
+        """Load a .instmatt project in the background (colour layers are re-estimated there)."""
+        path = Path(path)
+        if self._busy():
+            self.show_info("Please wait: another job is still running (Esc cancels it).", "warning")
             return False
-        self.banner.hide()
-        self.settings.add_recent(path)
-        self.image = doc.image
-        self.project_path, self.photo_path = path, None
-        self.set_document(doc, None)
-        self.canvas.fit()
-        self.peopleReady.emit()
-        return True
+
+        def work(progress, cancelled):
+            from instmatt_app.io import project_file
+
+            progress("reading", 0.1)
+            doc = project_file.load_project(path)
+            progress("layer colours", 0.5)
+            doc.ensure_colours()
+            return doc
+
+        def done(doc) -> None:
+            self.banner.hide()
+            self.settings.add_recent(path)
+            self.image = doc.image
+            self.project_path, self.photo_path = path, None
+            self.set_document(doc, None)
+            self.canvas.fit()
+            self.peopleReady.emit()
+
+        return self._start_task("open", work, done, f"Opening {path.name}") is not None
 
     # ================================================================== selection and views
     def set_view(self, view: str) -> None:

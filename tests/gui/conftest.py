@@ -1,0 +1,100 @@
+"""GUI test fixtures: offscreen Qt, one engine and one matting result shared by the whole session."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+PHOTO = "qualitative/images/zidane.jpg"
+
+
+@pytest.fixture(scope="session")
+def qapp_cls():
+    """pytest-qt builds the QApplication; make it ours (theme, icon)."""
+    from PySide6.QtWidgets import QApplication
+
+    return QApplication
+
+
+@pytest.fixture(scope="session")
+def photo_path(data_dir):
+    return data_dir / PHOTO
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from instmatt_app.pipeline import Engine, EngineConfig
+
+    return Engine(EngineConfig(device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def zidane_result(engine, photo_path):
+    """The engine's result on the two-person photo (computed once, ~6 s on the 2-core CPU)."""
+    from instmatt_app.io.image_io import load_image
+
+    result = engine.run(load_image(photo_path))
+    assert len(result.instances) >= 2, "the test photo should have two people"
+    return result
+
+
+@pytest.fixture
+def make_window(qtbot, qapp, engine, tmp_path):
+    """Factory: a shown MainWindow with private settings and recovery folder, using the shared engine."""
+    from instmatt_app.gui.app import create_app
+    from instmatt_app.gui.main_window import MainWindow
+    from instmatt_app.gui.settings import AppSettings
+
+    create_app()
+
+    def make(recovery_dir=None):
+        win = MainWindow(AppSettings(tmp_path / "settings.ini"), engine_factory=lambda device: engine,
+                         recovery_dir=recovery_dir or tmp_path / "recovery")
+        qtbot.addWidget(win)
+        win.resize(1280, 800)
+        win.show()
+        qtbot.waitExposed(win)
+        return win
+
+    return make
+
+
+@pytest.fixture
+def window(make_window, zidane_result, photo_path):
+    """A window showing the shared result (no engine run)."""
+    win = make_window()
+    win.set_result(zidane_result, photo_path)
+    return win
+
+
+def point_inside(alpha_self: np.ndarray, alpha_others: np.ndarray) -> tuple[float, float]:
+    """A pixel (x + .5, y + .5) deep inside a person: alpha ~1 there and far from the edge."""
+    import cv2
+
+    solid = ((alpha_self > 0.95) & (alpha_others < 0.05)).astype(np.uint8)
+    dist = cv2.distanceTransform(solid, cv2.DIST_L2, 5)
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return float(x) + 0.5, float(y) + 0.5
+
+
+def click_canvas(qtbot, win, x: float, y: float):
+    """Click photo pixel (x, y) on the canvas with the real mouse path."""
+    from PySide6.QtCore import QPoint, Qt
+
+    p = win.canvas.to_widget(x, y)
+    qtbot.mouseClick(win.canvas, Qt.LeftButton, pos=QPoint(round(p.x()), round(p.y())))
+
+
+def drag_canvas(qtbot, win, points: list[tuple[float, float]]):
+    """Press at the first photo point, move through the others, release at the last (one stroke)."""
+    from PySide6.QtCore import QPoint, Qt
+
+    pts = [win.canvas.to_widget(x, y) for x, y in points]
+    qp = [QPoint(round(p.x()), round(p.y())) for p in pts]
+    qtbot.mousePress(win.canvas, Qt.LeftButton, pos=qp[0])
+    for p in qp[1:]:
+        qtbot.mouseMove(win.canvas, pos=p)
+    qtbot.mouseRelease(win.canvas, Qt.LeftButton, pos=qp[-1])

@@ -1,0 +1,261 @@
+"""The desktop app end to end under offscreen Qt: open, select, paint, undo, recolour, hide, remove,
+cycle order, errors, shortcuts. The engine result is shared (see conftest)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+
+from tests.gui.conftest import click_canvas, drag_canvas, point_inside
+
+
+def _inside(win, layer_id):
+    la = win.doc.layer(layer_id)
+    others = sum(l.alpha for l in win.doc.layers if l.id != layer_id)
+    return point_inside(la.alpha, others)
+
+
+def test_open_photo_runs_engine_in_background_and_ui_stays_responsive(make_window, photo_path, qtbot):
+    win = make_window()
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(50)
+    with qtbot.waitSignal(win.peopleReady, timeout=90_000):
+        assert win.open_path(photo_path)
+        assert win.progress.isVisible() and win.cancel_btn.isVisible()
+        assert win.canvas.has_image()  # the photo shows at once, before the people
+    timer.stop()
+    assert len(ticks) >= 10, "the event loop must keep running while the engine works"
+    assert len(win.live_layers()) >= 2
+    assert not win.progress.isVisible()
+    assert win.device_label.text() == "CPU"
+    assert "default" in win.models_label.text()
+    assert str(photo_path.resolve()) in win.settings.recent_files()
+
+
+def test_cancel_stops_the_engine(make_window, photo_path, qtbot):
+    win = make_window()
+    with qtbot.waitSignal(win.taskFinished, timeout=90_000):
+        win.open_path(photo_path)
+        win.cancel_task()
+    assert win.doc is None  # cancelled: no people appear
+    assert not win.progress.isVisible()
+    assert not win.banner.isVisible() or win.banner.level != "error"
+
+
+def test_click_selects_the_person_under_the_mouse(window, qtbot):
+    for la in window.doc.layers:
+        x, y = _inside(window, la.id)
+        click_canvas(qtbot, window, x, y)
+        assert window.selected_id == la.id
+        assert window.layers.current_id() == la.id
+    click_canvas(qtbot, window, 5, 5)  # the top-left corner is background
+    assert window.selected_id is None
+
+
+def test_paint_alpha_is_one_undo_step_and_undo_restores_exactly(window, qtbot):
+    la = window.doc.layers[0]
+    window.select_person(la.id)
+    before = la.alpha.copy()
+    window.set_tool("brush")
+    window.size_spin.setValue(30)
+    ys, xs = np.nonzero(before < 0.01)
+    x0, y0 = float(xs[len(xs) // 2]), float(ys[len(ys) // 2])  # somewhere the person is absent
+    n_before = len(window.doc.history)
+    drag_canvas(qtbot, window, [(x0, y0), (x0 + 10, y0), (x0 + 20, y0 + 5)])
+    after = window.doc.layer(la.id).alpha
+    assert len(window.doc.history) == n_before + 1
+    assert after[int(y0), int(x0)] > 0.9 and after.sum() > before.sum()
+    qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier)
+    np.testing.assert_array_equal(window.doc.layer(la.id).alpha, before)
+    qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
+    np.testing.assert_array_equal(window.doc.layer(la.id).alpha, after)
+
+
+def test_eraser_and_locked_layer(window, qtbot):
+    la = window.doc.layers[-1]
+    window.select_person(la.id)
+    x, y = _inside(window, la.id)
+    qtbot.keyClick(window, Qt.Key_E)
+    assert window.tool == "eraser"
+    drag_canvas(qtbot, window, [(x, y), (x + 4, y + 4)])
+    assert window.doc.layer(la.id).alpha[int(y), int(x)] < 0.05
+    window.toggle_locked(la.id)
+    assert window.doc.layer(la.id).locked
+    before = window.doc.layer(la.id).alpha.copy()
+    qtbot.keyClick(window, Qt.Key_X)
+    assert window.tool == "brush"
+    drag_canvas(qtbot, window, [(x, y), (x + 4, y + 4)])
+    np.testing.assert_array_equal(window.doc.layer(la.id).alpha, before)
+    assert window.banner.isVisible() and "locked" in window.banner.text.text()
+
+
+def test_recolour_changes_only_that_person_and_is_one_undo_step(window, qtbot):
+    la = window.doc.layers[0]
+    window.select_person(la.id)
+    window.set_view("composite")
+    base = window.doc.composite().copy()
+    n = len(window.doc.history)
+    window.recolour.set_value("hue", 120)
+    assert len(window.doc.history) == n + 1
+    assert window.doc.layer(la.id).adjustments.hue == pytest.approx(120)
+    comp = window.doc.composite()
+    x, y = _inside(window, la.id)
+    assert np.abs(comp[int(y), int(x)] - base[int(y), int(x)]).max() > 0.02
+    far = window.doc.layer(la.id).alpha + sum(l.alpha for l in window.doc.layers) < 1e-4
+    assert np.abs(comp[far] - base[far]).max() < 1e-5
+    window.undo()
+    assert window.doc.layer(la.id).adjustments.is_identity
+    assert window.recolour.values()["hue"] == 0
+
+
+def test_live_recolour_preview_makes_no_undo_step(window, qtbot):
+    la = window.doc.layers[0]
+    window.select_person(la.id)
+    n = len(window.doc.history)
+    s = window.recolour.sliders["exposure"]
+    s.setSliderDown(True)
+    s.setValue(s.maximum())
+    assert len(window.doc.history) == n  # preview only
+    assert window.doc.layer(la.id).adjustments.exposure == pytest.approx(3.0)
+    s.setSliderDown(False)
+    window.recolour._commit()
+    assert len(window.doc.history) == n + 1
+    window.undo()
+    assert window.doc.layer(la.id).adjustments.exposure == 0
+
+
+def test_hide_by_eye_icon_and_delete_key(window, qtbot):
+    la = window.doc.layers[0]
+    item = window.layers.item_for(la.id)
+    rect = window.layers.list.visualItemRect(item)
+    qtbot.mouseClick(window.layers.list.viewport(), Qt.LeftButton, pos=QPoint(rect.x() + 18, rect.center().y()))
+    assert not window.doc.layer(la.id).visible
+    window.undo()
+    assert window.doc.layer(la.id).visible
+    window.select_person(la.id)
+    qtbot.keyClick(window, Qt.Key_Delete)
+    assert window.doc.layer(la.id).removed
+    x, y = _inside(window, la.id)
+    comp = window.doc.composite()
+    photo = window.image[int(y), int(x)].astype(np.float32) / 255
+    assert np.abs(comp[int(y), int(x)] - photo).max() > 0.05  # the background shows through
+    window.restore_selected()
+    assert not window.doc.layer(la.id).removed
+
+
+def test_rename_and_reorder_in_layers_panel(window, qtbot):
+    ids = [la.id for la in window.doc.layers]
+    window.layers.renamed.emit(ids[0], "Zinedine")
+    assert window.doc.layer(ids[0]).name == "Zinedine"
+    window.layers.reordered.emit(list(reversed(ids)))
+    assert [la.id for la in window.doc.layers] == list(reversed(ids))
+    assert window.layers.list.item(0).data(Qt.UserRole) == ids[0]  # front-most is listed first
+    window.undo()
+    assert [la.id for la in window.doc.layers] == ids
+
+
+def test_cycle_order_by_clicking_and_refinement_with_heatmap(window, qtbot):
+    ids = [la.id for la in window.doc.layers]
+    window.refine_panel.set_mode("cycle")
+    window.refine_panel.pick_btn.setChecked(True)
+    for lid in reversed(ids):
+        click_canvas(qtbot, window, *_inside(window, lid))
+    assert window.cycle_order == list(reversed(ids))
+    assert window.refine_panel.order() == list(reversed(ids))
+    qtbot.wait(10)
+    assert [b[2] for b in window.canvas.badges] == [str(i + 1) for i in range(len(ids))]
+    n = len(window.doc.history)
+    with qtbot.waitSignal(window.taskFinished, timeout=60_000):
+        window.refine_panel.run_btn.click()
+    assert not window.banner.isVisible() or window.banner.level != "error", window.banner.text.text()
+    assert window.parallel_alphas is not None and set(window.parallel_alphas) == set(ids)
+    assert len(window.doc.history) in (n, n + 1)  # one step (none if nothing changed)
+    window.refine_panel.heat.setChecked(True)
+    window.refresh_canvas()
+    assert "Mean |Δα|" in window.refine_panel.info.text()
+
+
+def test_guidance_brush_rematte_changes_only_the_selected_person(window, qtbot):
+    ids = [la.id for la in window.doc.layers]
+    la = window.doc.layer(ids[0])
+    other_before = window.doc.layer(ids[1]).alpha.copy()
+    window.select_person(la.id)
+    window.set_tool("guide")
+    window.set_guide_label("background")
+    x, y = _inside(window, la.id)
+    window.size_spin.setValue(60)
+    with qtbot.waitSignal(window.taskFinished, timeout=60_000):
+        drag_canvas(qtbot, window, [(x, y), (x + 20, y)])
+    assert not window.banner.isVisible() or window.banner.level != "error", window.banner.text.text()
+    assert window.doc.layer(la.id).alpha[int(y), int(x)] < 0.5
+    np.testing.assert_array_equal(window.doc.layer(ids[1]).alpha, other_before)
+    assert window.doc.history.undo_label.startswith("Re-matte")
+
+
+def test_views_render(window, qtbot):
+    window.select_person(window.doc.layers[0].id)
+    for view in ("composite", "person", "alpha", "trimatte", "people"):
+        window.set_view(view)
+        img = window._render_view()
+        assert img.dtype == np.uint8 and img.shape[:2] == window.image.shape[:2]
+    window.set_view("trimatte")
+    tri = window._render_view()
+    x, y = _inside(window, window.selected_id)
+    assert tuple(tri[int(y), int(x)]) == (255, 0, 0)
+    x, y = _inside(window, window.doc.layers[1].id)
+    assert tri[int(y), int(x)][1] > 240  # α_r: another person
+
+
+def test_shortcuts_and_zoom(window, qtbot):
+    qtbot.keyClick(window, Qt.Key_B)
+    assert window.tool == "brush"
+    size = window.size_spin.value()
+    qtbot.keyClick(window, Qt.Key_BracketRight)
+    assert window.size_spin.value() > size
+    qtbot.keyClick(window, Qt.Key_BracketLeft)
+    qtbot.keyClick(window, Qt.Key_BracketLeft)
+    assert window.size_spin.value() < size
+    qtbot.keyClick(window, Qt.Key_1, Qt.ControlModifier)
+    assert window.canvas.zoom_percent == pytest.approx(100.0)
+    qtbot.keyClick(window, Qt.Key_0, Qt.ControlModifier)
+    assert window.canvas.zoom_percent < 100
+    # wheel zoom keeps the photo point under the mouse fixed
+    from PySide6.QtCore import QPoint as P
+    anchor = QPointF(300, 200)
+    before = window.canvas.to_image(anchor)
+    qtbot.wait(1)
+    from PySide6.QtGui import QWheelEvent
+    ev = QWheelEvent(anchor, window.canvas.mapToGlobal(anchor), P(0, 0), P(0, 120), Qt.NoButton,
+                     Qt.NoModifier, Qt.NoScrollPhase, False)
+    window.canvas.wheelEvent(ev)
+    after = window.canvas.to_image(anchor)
+    assert abs(after.x() - before.x()) < 0.5 and abs(after.y() - before.y()) < 0.5
+    qtbot.keyClick(window, Qt.Key_Tab)
+    assert not window.docks[0].isVisible()
+    qtbot.keyClick(window, Qt.Key_Tab)
+    assert window.docks[0].isVisible()
+    qtbot.keyClick(window, Qt.Key_4)
+    assert window.view == "trimatte"
+
+
+def test_corrupt_file_shows_message_and_keeps_the_document(window, tmp_path, qtbot):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    doc = window.doc
+    assert not window.open_path(bad)
+    assert window.banner.isVisible() and window.banner.level == "error"
+    assert "broken.jpg" in window.banner.text.text()
+    assert window.doc is doc
+
+
+def test_no_people_found_is_a_clear_message(make_window, data_dir, qtbot):
+    win = make_window()
+    path = sorted((data_dir / "coco_backgrounds" / "images").glob("*.jpg"))[0]
+    with qtbot.waitSignal(win.taskFinished, timeout=60_000):
+        win.open_path(path)
+    if win.live_layers():
+        pytest.skip("the detector found someone in the background photo")
+    assert win.banner.isVisible() and "No people found" in win.banner.text.text()
+    assert win.doc is not None
