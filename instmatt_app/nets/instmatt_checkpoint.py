@@ -15,6 +15,7 @@ pickle that would execute code is refused.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +52,10 @@ def _tagged_modules(model: nn.Module):
 
 
 def expected_official_keys(model: nn.Module | None = None) -> "OrderedDict[str, tuple[int, ...]]":
-    """Official state_dict keys (without ``module.``) and shapes that ``model`` needs, in order."""
-    model = InstMattNet() if model is None else model
+    """Official state_dict keys (without ``module.``) and shapes that ``model`` needs, in order
+    (default: the full InstMatt network)."""
+    if model is None:
+        return OrderedDict(_default_keys())
     keys: OrderedDict[str, tuple[int, ...]] = OrderedDict()
     for name, module in _tagged_modules(model):
         if isinstance(module, nn.BatchNorm2d):
@@ -71,6 +74,13 @@ def expected_official_keys(model: nn.Module | None = None) -> "OrderedDict[str, 
             if module.bias is not None:
                 keys[f"{name}.bias"] = tuple(module.bias.shape)
     return keys
+
+
+@lru_cache(maxsize=1)
+def _default_keys() -> tuple[tuple[str, tuple[int, ...]], ...]:
+    with torch.device("meta"):
+        model = InstMattNet()
+    return tuple(expected_official_keys(model).items())
 
 
 def strip_prefix(state: Mapping[str, Any], prefix: str = "module.") -> "OrderedDict[str, Any]":
@@ -223,7 +233,9 @@ def load_state_into(model: InstMattNet, state: Mapping[str, torch.Tensor]) -> No
 def load_instmatt(path: str | os.PathLike, device: str | torch.device = "cpu") -> InstMattNet:
     """Build the network from an official-format checkpoint file, in eval mode on ``device``."""
     state = read_checkpoint(path)
-    model = InstMattNet()
+    with torch.device("meta"):        # no random init: every parameter and buffer is loaded below
+        model = InstMattNet()
+    model = model.to_empty(device="cpu")
     try:
         load_state_into(model, state)
     except CheckpointError as exc:
@@ -232,15 +244,11 @@ def load_instmatt(path: str | os.PathLike, device: str | torch.device = "cpu") -
 
 
 def official_state_dict(model: InstMattNet, prefix: str = "module.") -> "OrderedDict[str, torch.Tensor]":
-    """The model's weights in the official layout (``prefix`` + official keys).
+    """The model's weights in the official layout (``prefix`` + official keys), float32.
 
-    Spectral-norm convs are written with weight_bar = W and unit vectors u, v chosen so that
-    u · (W.reshape(h, −1) @ v) = 1, i.e. the official loader (and :func:`load_state_into`)
-    reproduce W exactly (up to float rounding). That needs the largest singular value of W to be
-    ≥ 1; otherwise weight_bar is scaled (W = weight_bar / σ holds for any scale of weight_bar
-    with the top singular vectors): weight_bar = W, u, v = top singular pair gives W / σ_max, so
-    we store weight_bar = W and u, v = the pair rotated to give exactly 1 when σ_max ≥ 1, and
-    raise when σ_max < 1 (cannot happen for weights trained with spectral norm: they have σ ≈ 1).
+    A plain (folded) weight W of a spectral-norm conv is stored as weight_bar = W with vectors
+    u, v chosen so that u · (W.reshape(h, −1) @ v) = 1, so the official loader (and
+    :func:`load_state_into`) give back W.
     """
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for name, module in _tagged_modules(model):
@@ -260,30 +268,21 @@ def official_state_dict(model: InstMattNet, prefix: str = "module.") -> "Ordered
     return out
 
 
-def _unit_pair_with_bilinear_one(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unit vectors u, v with u · (matrix @ v) = 1 (float64 in, float64 out)."""
-    U, S, Vh = torch.linalg.svd(matrix, full_matrices=False)
-    smax = float(S[0])
-    if smax < 1.0:
-        raise ValueError(f"largest singular value {smax:.4f} < 1: cannot store this weight in the official "
-                         "spectral-norm layout without changing it")
-    u1, v1 = U[:, 0], Vh[0]
-    # u = u1, v = cos θ v1 + sin θ w with w ⟂ v1 a unit vector: u·Mv = σ1 cos θ (+ u1·M w = 0 when w is
-    # another right singular vector or in M's null space). Pick w = next singular vector or any ⟂.
-    if smax == 1.0 or matrix.shape[1] == 1:
-        return u1, v1
-    if Vh.shape[0] > 1:
-        w = Vh[1]
-    else:  # single row: any vector orthogonal to v1 lies in the null space
-        w = torch.zeros_like(v1)
-        j = int(torch.argmin(v1.abs()))
-        w[j] = 1.0
-        w = w - (w @ v1) * v1
-        w = w / w.norm()
-    cos = 1.0 / smax
-    v = cos * v1 + (1 - cos * cos) ** 0.5 * w
-    # correct for u1·M w ≠ 0 (it is 0 for singular vectors), kept exact by one rescale of cos
-    return u1, v
+def _unit_pair_with_bilinear_one(matrix: torch.Tensor, iterations: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vectors u (unit), v with u · (matrix @ v) = 1.
+
+    u comes from a few power iterations (close to the top left singular vector, as the official
+    training keeps it); v = matrixᵀu / ‖matrixᵀu‖², so u · (matrix @ v) = 1 by construction.
+    (The official eval formula uses the stored u, v as they are; training's first power
+    iteration re-normalises v, as it would after any official checkpoint.)
+    """
+    u = torch.ones(matrix.shape[0], dtype=matrix.dtype) / matrix.shape[0] ** 0.5
+    for _ in range(iterations):
+        v = matrix.T @ u
+        u = matrix @ (v / v.norm())
+        u = u / u.norm()
+    wtu = matrix.T @ u
+    return u, wtu / wtu.dot(wtu)
 
 
 def save_official_checkpoint(model: InstMattNet, path: str | os.PathLike, *, iteration: int = 0,
