@@ -51,6 +51,7 @@ __all__ = [
     "iou_matrix",
     "score_image",
     "read_alpha",
+    "read_alpha_raw",
     "read_instance_folder",
     "score_dirs",
     "evaluate_dirs",
@@ -67,6 +68,9 @@ _POOL_EPS = 1e-6
 # connectivity thresholds: float64 values equal to the official float32 torch.arange(0, 1.1, 0.1)
 # for every k/255 alpha (np.arange(0, 1.1, 0.1) is not: it has 0.6000000000000001)
 _CONN_STEPS = tuple(round(0.1 * i, 1) for i in range(11))
+# the same comparisons on 8-bit values: k/255 >= t  <=>  k >= smallest such k
+_CONN_CUTS_U8 = tuple(next(k for k in range(256) if k / 255.0 >= t) if t <= 1.0 else 256
+                      for t in _CONN_STEPS)
 
 
 class IMQInputError(ValueError):
@@ -99,41 +103,68 @@ _GRAD_HALF = len(_GAUSS) // 2
 def gradient_magnitude(alpha: np.ndarray) -> np.ndarray:
     """|∇alpha| with the official first-derivative-of-Gaussian filters (sigma 1.4, 9 x 9).
 
-    alpha: (H, W) float64 in [0, 1]. Returns (H, W) float64. Edge-replicate borders
-    (``mode='nearest'``); the sign convention of the derivative does not affect the magnitude.
+    alpha: (H, W) float in [0, 1]. Returns (H, W) float64. Edge-replicate borders; two separable
+    passes per direction (OpenCV ``sepFilter2D`` in float64, a correlation: the flipped
+    derivative kernel only changes the sign of the derivative, not the magnitude).
     """
-    a = np.asarray(alpha, dtype=np.float64)
-    gx = ndimage.convolve1d(ndimage.convolve1d(a, _GAUSS, axis=0, mode="nearest"),
-                            _DGAUSS, axis=1, mode="nearest")
-    gy = ndimage.convolve1d(ndimage.convolve1d(a, _DGAUSS, axis=0, mode="nearest"),
-                            _GAUSS, axis=1, mode="nearest")
+    import cv2
+
+    a = np.ascontiguousarray(alpha, dtype=np.float64)
+    gx = cv2.sepFilter2D(a, cv2.CV_64F, _DGAUSS, _GAUSS, borderType=cv2.BORDER_REPLICATE)
+    gy = cv2.sepFilter2D(a, cv2.CV_64F, _GAUSS, _DGAUSS, borderType=cv2.BORDER_REPLICATE)
     return np.hypot(gx, gy)
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
-    """Largest 4-connected component of a bool mask (first label on ties; all False if empty)."""
-    labels, n = ndimage.label(mask)
-    if n == 0:
-        return np.zeros_like(mask, dtype=bool)
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
+    """Largest 4-connected component of a bool (H, W) mask; all False if the mask is empty.
+
+    On a size tie the component met first in raster order wins (the official script's
+    ``argmax`` over raster-ordered labels). OpenCV labels; scipy only to break ties.
+    """
+    import cv2
+
+    n, labels = cv2.connectedComponents(np.ascontiguousarray(mask, dtype=np.uint8),
+                                        connectivity=4, ltype=cv2.CV_32S)
+    if n <= 1:
+        return np.zeros(mask.shape, dtype=bool)
+    areas = np.bincount(labels.ravel(), minlength=n)[1:]
+    best = int(np.argmax(areas))
+    if np.count_nonzero(areas == areas[best]) > 1:
+        sc_labels, _ = ndimage.label(mask)  # raster-ordered labels
+        sizes = np.bincount(sc_labels.ravel())
+        sizes[0] = 0
+        return sc_labels == int(np.argmax(sizes))
+    return labels == best + 1
 
 
 def connectivity_phi(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Connectivity degrees phi of pred and gt (standard definition, step 0.1).
 
-    pred, gt: (H, W) float64 in [0, 1]. For thresholds t = 0.1 .. 1.0, omega_t = largest
+    pred, gt: (H, W) float in [0, 1], or both uint8 (value/255; the threshold comparisons are then
+    done on the integers, with the same outcome). For thresholds t = 0.1 .. 1.0, omega_t = largest
     4-connected component of (pred >= t AND gt >= t); l(x) = the previous threshold at the first t
     where x leaves omega_t (1 if never); d = alpha - l; phi = 1 - d [d >= 0.15].
     Returns (phi_pred, phi_gt), each (H, W) float64.
     """
-    level = np.full(pred.shape, -1.0)
+    if pred.dtype == np.uint8 and gt.dtype == np.uint8:
+        cuts = _CONN_CUTS_U8
+    else:
+        pred, gt = _as_unit_float(pred), _as_unit_float(gt)
+        cuts = _CONN_STEPS
+    alive = np.ones(pred.shape, dtype=bool)  # inside every omega so far
+    count = np.zeros(pred.shape, dtype=np.intp)  # number of leading omegas holding the pixel
     for i in range(1, len(_CONN_STEPS)):
-        t = _CONN_STEPS[i]
-        omega = _largest_component((pred >= t) & (gt >= t))
-        level[(level == -1.0) & ~omega] = _CONN_STEPS[i - 1]
-    level[level == -1.0] = 1.0
+        t = cuts[i]
+        full = (pred >= t) & (gt >= t)
+        if not (full & alive).any():  # every pixel is settled
+            break
+        fbox = _bbox(full)  # label only the mask's bounding box (same components)
+        omega = np.zeros(pred.shape, dtype=bool)
+        omega[fbox] = _largest_component(full[fbox])
+        alive &= omega
+        count += alive
+    level = np.asarray(_CONN_STEPS)[count]  # count = 10 (never left) -> 1.0
+    pred, gt = _as_unit_float(pred), _as_unit_float(gt)
     dp = pred - level
     dg = gt - level
     return 1.0 - dp * (dp >= 0.15), 1.0 - dg * (dg >= 0.15)
@@ -150,13 +181,13 @@ def _bbox(mask: np.ndarray) -> tuple[slice, slice] | None:
 def alpha_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """Raw errors of one matched pair over the union region R = (pred > 0) | (gt > 0).
 
-    pred, gt: (H, W) float in [0, 1] (same shape). Returns {"mad", "mse", "grad", "conn": float
+    pred, gt: (H, W) alphas of the same shape, float in [0, 1] or uint8 (/255) or uint16
+    (/65535). Returns {"mad", "mse", "grad", "conn": float
     (sum over R / (|R| + 1), alpha units, no scaling), "union_px": int |R|}.
     Work is restricted to R's bounding box (plus the gradient filter's reach), which gives exactly
     the whole-image result.
     """
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
+    pred, gt = np.asarray(pred), np.asarray(gt)
     region = (pred > 0) | (gt > 0)
     box = _bbox(region)
     if box is None:
@@ -168,13 +199,13 @@ def alpha_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     r0, r1 = max(rs.start - _GRAD_HALF, 0), min(rs.stop + _GRAD_HALF, h)
     c0, c1 = max(cs.start - _GRAD_HALF, 0), min(cs.stop + _GRAD_HALF, w)
     inner = (slice(rs.start - r0, rs.stop - r0), slice(cs.start - c0, cs.stop - c0))
-    gp = gradient_magnitude(pred[r0:r1, c0:c1])[inner]
-    gg = gradient_magnitude(gt[r0:r1, c0:c1])[inner]
-    p, g, r = pred[box], gt[box], region[box]
+    gp = gradient_magnitude(_as_unit_float(pred[r0:r1, c0:c1]))[inner]
+    gg = gradient_magnitude(_as_unit_float(gt[r0:r1, c0:c1]))[inner]
+    p, g, r = _as_unit_float(pred[box]), _as_unit_float(gt[box]), region[box]
     n = int(np.count_nonzero(r))
     denom = n + 1.0
     diff = (p - g)[r]
-    phi_p, phi_g = connectivity_phi(p, g)
+    phi_p, phi_g = connectivity_phi(pred[box], gt[box])
     return {
         "mad": float(np.abs(diff).sum() / denom),
         "mse": float((diff * diff).sum() / denom),
@@ -185,17 +216,29 @@ def alpha_errors(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 
 
 def iou_matrix(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> np.ndarray:
-    """IoU of binarised (> 0) instances: (n_pred, n_gt) float64, ``inter / (union + 1e-8)``."""
+    """IoU of binarised (> 0) instances: (n_pred, n_gt) float64, ``inter / (union + 1e-8)``.
+
+    preds, gts: (H, W) alphas (any dtype; only ``> 0`` matters). Intersections are counted only
+    inside the overlap of the two instances' bounding boxes.
+    """
+    out = np.zeros((len(preds), len(gts)))
     if len(preds) == 0 or len(gts) == 0:
-        return np.zeros((len(preds), len(gts)))
-    P = np.stack([np.asarray(a).reshape(-1) > 0 for a in preds]).astype(np.float32)
-    G = np.stack([np.asarray(a).reshape(-1) > 0 for a in gts]).astype(np.float32)
-    # float32 sums of 0/1 are exact up to 2^24 px per instance; use float64 beyond that
-    if P.shape[1] >= 1 << 24:
-        P, G = P.astype(np.float64), G.astype(np.float64)
-    inter = (P @ G.T).astype(np.float64)
-    union = P.sum(1, dtype=np.float64)[:, None] + G.sum(1, dtype=np.float64)[None, :] - inter
-    return inter / (union + _IOU_EPS)
+        return out
+    pm = [np.asarray(a) > 0 for a in preds]
+    gm = [np.asarray(a) > 0 for a in gts]
+    pb, gb = [_bbox(m) for m in pm], [_bbox(m) for m in gm]
+    pn = [int(np.count_nonzero(m[b])) if b else 0 for m, b in zip(pm, pb)]
+    gn = [int(np.count_nonzero(m[b])) if b else 0 for m, b in zip(gm, gb)]
+    for i, (m, b) in enumerate(zip(pm, pb)):
+        for j, (n, c) in enumerate(zip(gm, gb)):
+            inter = 0
+            if b is not None and c is not None:
+                r0, r1 = max(b[0].start, c[0].start), min(b[0].stop, c[0].stop)
+                c0, c1 = max(b[1].start, c[1].start), min(b[1].stop, c[1].stop)
+                if r0 < r1 and c0 < c1:
+                    inter = int(np.count_nonzero(m[r0:r1, c0:c1] & n[r0:r1, c0:c1]))
+            out[i, j] = inter / (pn[i] + gn[j] - inter + _IOU_EPS)
+    return out
 
 
 # --------------------------------------------------------------------------- per image
@@ -256,6 +299,15 @@ def _as_unit_float(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float64, copy=False)
 
 
+def _check_alpha(a: np.ndarray, name: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim != 2:
+        raise IMQInputError(f"{name or 'image'}: an instance alpha must be 2-D (H, W), got shape {a.shape}")
+    if a.dtype not in (np.uint8, np.uint16) and a.dtype.kind != "f":
+        a = a.astype(np.float64)
+    return a
+
+
 def score_image(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
                 thresholds: Sequence[float] = (0.5, 0.75), w: float = 10.0, name: str = "",
                 pred_files: Sequence[str] | None = None, gt_files: Sequence[str] | None = None,
@@ -266,8 +318,8 @@ def score_image(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
     or uint8 (0-255, divided by 255). All must share one shape (checked). Order is irrelevant:
     matching is by content. Returns an :class:`ImageScore` with status "evaluated".
     """
-    preds = [_as_unit_float(a) for a in preds]
-    gts = [_as_unit_float(a) for a in gts]
+    preds = [_check_alpha(a, name) for a in preds]
+    gts = [_check_alpha(a, name) for a in gts]
     shapes = {a.shape for a in preds + gts}
     if len(shapes) > 1:
         raise IMQInputError(f"{name or 'image'}: instance alphas differ in size: {sorted(shapes)}")
@@ -311,7 +363,12 @@ def _unscored_image(name: str, n_gt: int, gt_files: list[str], thresholds: Seque
 # --------------------------------------------------------------------------- reading files
 
 def read_alpha(path: str | os.PathLike) -> np.ndarray:
-    """Read one instance matte as float64 (H, W) in [0, 1].
+    """Read one instance matte as float64 (H, W) in [0, 1] (see :func:`read_alpha_raw`)."""
+    return _as_unit_float(read_alpha_raw(path))
+
+
+def read_alpha_raw(path: str | os.PathLike) -> np.ndarray:
+    """Read one instance matte as stored: (H, W) uint8 (value/255) or uint16 (value/65535).
 
     Accepted: 8-bit grey (/255, as the official script), 16-bit grey (/65535), and 3- or 4-channel
     images whose colour channels are all equal and whose alpha channel, if any, is fully opaque
@@ -345,7 +402,7 @@ def read_alpha(path: str | os.PathLike) -> np.ndarray:
             img = c[..., 0]
         else:
             raise IMQInputError(f"{path}: {img.shape[2]}-channel image; expected a grey matte")
-    return _as_unit_float(img)
+    return img
 
 
 def _instance_files(folder: Path) -> list[Path]:
@@ -354,9 +411,10 @@ def _instance_files(folder: Path) -> list[Path]:
 
 
 def read_instance_folder(folder: Path) -> tuple[list[str], list[np.ndarray]]:
-    """All instance mattes of one image folder (sorted by file name), sizes checked to agree."""
+    """All instance mattes of one image folder, sorted by file name, as stored (uint8/uint16,
+    see :func:`read_alpha_raw`); sizes checked to agree. Returns (file names, arrays)."""
     files = _instance_files(folder)
-    alphas = [read_alpha(p) for p in files]
+    alphas = [read_alpha_raw(p) for p in files]
     for p, a in zip(files[1:], alphas[1:]):
         if a.shape != alphas[0].shape:
             raise IMQInputError(f"{p}: size {a.shape[1]}x{a.shape[0]} differs from "

@@ -270,3 +270,14 @@ def test_cli_json_and_csv(tmp_path, golden):
     rows = cs.read_text().strip().splitlines()
     assert rows[0].startswith("image,threshold,status")
     assert len(rows) == 1 + len(expected["cases"])
+
+
+def test_uint8_and_float_inputs_agree(golden):
+    """The 8-bit fast path (integer thresholds, crops converted late) equals float input."""
+    root, _ = golden
+    _, gts = imq.read_instance_folder(root / "gt" / "alphas" / "c24_larger_image")
+    _, preds = imq.read_instance_folder(root / "pred" / "c24_larger_image")
+    a = imq.score_image(preds, gts)
+    b = imq.score_image([p / 255.0 for p in preds], [g / 255.0 for g in gts])
+    for pa, pb in zip(a.pairs, b.pairs):
+        assert pa.errors == pytest.approx(pb.errors, abs=1e-12)
