@@ -11,7 +11,10 @@ Protocol
 * synthetic: ../shared/data/synthetic, 20 composites, 70 persons; GT box = bbox of visible alpha > 0.1 (0-1).
 * Matching: detections sorted by score, each takes the unmatched GT with the highest IoU >= 0.5 (COCO style);
   recall = TP / #GT, precision = TP / (TP + FP).
-* Time: wall time of ``detect`` per photo (after one warm-up call), this machine, onnxruntime CPU.
+* Time: wall time and process CPU time of ``detect`` per photo (after one warm-up call), onnxruntime CPU.
+* Unions: "union-nms" = each detector at its own threshold, then NMS (IoU 0.5); "fused" =
+  ``fuse_person_boxes`` (noisy-OR score of agreeing boxes, MoveNet score weighted), swept over the fused score.
+  "min_area" drops boxes smaller than that fraction of the photo.
 
 Usage::
 
@@ -33,7 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from instmatt_app.io.atomic import atomic_open  # noqa: E402
-from instmatt_app.nets.person_boxes import PersonBox, box_iou, merge_person_boxes  # noqa: E402
+from instmatt_app.nets.person_boxes import (PersonBox, box_iou, fuse_person_boxes,  # noqa: E402
+                                            merge_person_boxes)
 
 DATA = REPO.parent / "shared" / "data"
 MN = REPO / "models" / "movenet-multipose.onnx"
@@ -150,14 +154,22 @@ def score_table(per_image: list[list[PersonBox]], items: list[dict], thresholds)
         for dets, it in zip(per_image, items):
             a, b = match([d for d in dets if d.score >= t], it)
             tp, fp = tp + a, fp + b
-        rows.append(dict(threshold=float(t), tp=tp, fp=fp, n_gt=n_gt, recall=tp / max(1, n_gt),
+        rows.append(dict(threshold=round(float(t), 4), tp=tp, fp=fp, n_gt=n_gt, recall=tp / max(1, n_gt),
                          precision=tp / max(1, tp + fp)))
     return rows
 
 
-def union(a: list[list[PersonBox]], b: list[list[PersonBox]], ta: float, tb: float, iou: float = 0.5):
-    return [merge_person_boxes([[d for d in x if d.score >= ta], [d for d in y if d.score >= tb]], iou)
-            for x, y in zip(a, b)]
+def drop_small(per_image: list[list[PersonBox]], items: list[dict], min_box_area: float):
+    out = []
+    for dets, it in zip(per_image, items):
+        w, h = it["size"]
+        out.append([d for d in dets if (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) >= min_box_area * w * h])
+    return out
+
+
+def best_at_precision(rows: list[dict], precision: float = 0.9) -> dict | None:
+    return max((r for r in rows if r["precision"] >= precision), key=lambda r: (r["recall"], r["precision"]),
+               default=None)
 
 
 def main(argv=None) -> int:
@@ -165,42 +177,55 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--datasets", nargs="+", default=["coco", "synthetic"], choices=["coco", "synthetic"])
     ap.add_argument("--union", nargs=2, action="append", metavar=("MOVENET_VARIANT", "CENTERNET_VARIANT"),
-                    default=None, help="union pairs to score (default: mn256 cn, and the best TTA pair)")
+                    default=None, help="union pairs to score (default: every MoveNet variant with cn)")
     ap.add_argument("--out", type=Path, default=REPO / "bench-out" / "detectors")
     args = ap.parse_args(argv)
-    thresholds = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5]
+    thresholds = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
     report: dict = {}
     for ds in args.datasets:
         items = load_coco() if ds == "coco" else load_synthetic()
+        for it in items:
+            it["size"] = Image.open(it["path"]).size
         raw, res = {}, {}
         for v in args.variants:
             dets, times, cpu = run_variant(v, items)
             raw[v] = dets
             res[v] = dict(time_ms_mean=1000 * float(np.mean(times)), time_ms_median=1000 * float(np.median(times)),
                           cpu_ms_mean=1000 * float(np.mean(cpu)),
-                          time_ms_max=1000 * float(np.max(times)), table=score_table(dets, items, thresholds))
-            best = max((r for r in res[v]["table"] if r["precision"] >= 0.9), key=lambda r: r["recall"],
-                       default=None)
+                          time_ms_max=1000 * float(np.max(times)), table=score_table(dets, items, thresholds),
+                          table_min_box_area_0_01=score_table(drop_small(dets, items, 0.01), items, thresholds))
             print(f"{ds} {v}: {res[v]['time_ms_mean']:.0f} ms/photo (median {res[v]['time_ms_median']:.0f}, "
-                  f"CPU {res[v]['cpu_ms_mean']:.0f} ms); "
-                  f"best recall at precision >= 0.9: {best}", flush=True)
-        pairs = args.union or [(m, c) for m in ("mn256", "mn256-flip-tiles") for c in ("cn", "cn-flip")]
+                  f"CPU {res[v]['cpu_ms_mean']:.0f} ms); best recall at precision >= 0.9: "
+                  f"{best_at_precision(res[v]['table'])}; with boxes >= 1 %: "
+                  f"{best_at_precision(res[v]['table_min_box_area_0_01'])}", flush=True)
+        mn_variants = [v for v in raw if v.startswith("mn")]
+        pairs = args.union or [(m, "cn") for m in mn_variants if "cn" in raw]
         for m, c in pairs:
             if m not in raw or c not in raw:
                 continue
+            timing = dict(time_ms_mean=res[m]["time_ms_mean"] + res[c]["time_ms_mean"],
+                          cpu_ms_mean=res[m]["cpu_ms_mean"] + res[c]["cpu_ms_mean"])
+            # plain union: each detector's own threshold, then NMS (merge_person_boxes)
             rows = []
             for ta in thresholds:
                 for tb in thresholds:
-                    r = score_table(union(raw[m], raw[c], ta, tb), items, [0.0])[0]
+                    merged = [merge_person_boxes([[d for d in x if d.score >= ta], [d for d in y if d.score >= tb]],
+                                                 0.5) for x, y in zip(raw[m], raw[c])]
+                    r = score_table(merged, items, [0.0])[0]
                     r.update(threshold_movenet=ta, threshold_centernet=tb)
                     del r["threshold"]
                     rows.append(r)
-            key = f"union:{m}+{c}"
-            res[key] = dict(time_ms_mean=res[m]["time_ms_mean"] + res[c]["time_ms_mean"],
-                            cpu_ms_mean=res[m]["cpu_ms_mean"] + res[c]["cpu_ms_mean"], table=rows)
-            best = max((r for r in rows if r["precision"] >= 0.9), key=lambda r: (r["recall"], r["precision"]),
-                       default=None)
-            print(f"{ds} {key}: best recall at precision >= 0.9: {best}", flush=True)
+            res[f"union-nms:{m}+{c}"] = dict(**timing, table=rows)
+            print(f"{ds} union-nms:{m}+{c}: best recall at precision >= 0.9: {best_at_precision(rows)}", flush=True)
+            # score fusion (fuse_person_boxes), threshold on the fused score
+            for weight in (1.0, 2.0, 3.0):
+                for min_area in (0.0, 0.01):
+                    fused = [fuse_person_boxes(x, y, it["size"], movenet_weight=weight, min_box_area=min_area)
+                             for x, y, it in zip(raw[m], raw[c], items)]
+                    key = f"fused:{m}+{c}:w{weight:g}:min_area{min_area:g}"
+                    res[key] = dict(**timing, table=score_table(fused, items, thresholds))
+                    print(f"{ds} {key}: best recall at precision >= 0.9: {best_at_precision(res[key]['table'])}",
+                          flush=True)
         report[ds] = res
     with atomic_open(args.out / "results.json", "w") as fh:
         json.dump(report, fh, indent=1)

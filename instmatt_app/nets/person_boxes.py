@@ -1,4 +1,5 @@
-"""Person boxes from box detectors: the result type, letterboxing, IoU, and the NMS merge of several detectors.
+"""Person boxes from box detectors: the result type, letterboxing, IoU, NMS merge, and the score fusion of
+MoveNet-MultiPose with CenterNet (the measured best union, docs/detectors.md).
 
 All boxes are (x0, y0, x1, y1) float pixel coordinates in the photo (x1, y1 exclusive), as in
 :class:`~instmatt_app.core.result.Detection`. Numpy and OpenCV only.
@@ -10,7 +11,8 @@ from typing import Iterable, NamedTuple, Sequence
 import cv2
 import numpy as np
 
-__all__ = ["PersonBox", "Letterbox", "check_rgb_image", "letterbox", "box_iou", "nms", "merge_person_boxes", "flip_boxes"]
+__all__ = ["PersonBox", "Letterbox", "check_rgb_image", "letterbox", "box_iou", "nms", "merge_person_boxes",
+           "flip_boxes", "fuse_person_boxes", "FusedPersonDetector"]
 
 
 class PersonBox(NamedTuple):
@@ -137,3 +139,77 @@ def merge_person_boxes(groups: Sequence[Sequence[PersonBox]], iou: float = 0.5) 
                     sources.append(s)
         out.append(best._replace(keypoints=kp, source="+".join(sources)))
     return out
+
+
+def fuse_person_boxes(movenet: Sequence[PersonBox], centernet: Sequence[PersonBox], image_size: tuple[int, int],
+                      movenet_weight: float = 3.0, iou: float = 0.5, min_box_area: float = 0.01,
+                      min_candidate_score: tuple[float, float] = (0.03, 0.05)) -> list[PersonBox]:
+    """Fuse MoveNet-MultiPose and CenterNet person boxes of one photo into one list, best fused score first.
+
+    Candidates (MoveNet score >= min_candidate_score[0], CenterNet >= [1]) are clustered greedily by score:
+    a cluster is the best remaining box and every remaining box with IoU >= ``iou``. The cluster keeps the
+    best box; its fused score is the noisy-OR of the two detectors' best scores in it,
+    ``1 - (1 - min(1, movenet_weight * s_movenet)) * (1 - s_centernet)`` (0 for a detector with no box there),
+    so a box both detectors found needs a lower score from each. MoveNet's scores run lower than
+    CenterNet's for the same precision, hence the weight (3 measured best, docs/detectors.md).
+    Boxes smaller than ``min_box_area`` x the photo's area are dropped.
+
+    image_size: (width, height) of the photo. Keypoints come from the best MoveNet box of the cluster.
+    """
+    w, h = image_size
+    cand = [(d, 0) for d in movenet if d.score >= min_candidate_score[0]]
+    cand += [(d, 1) for d in centernet if d.score >= min_candidate_score[1]]
+    cand = [(d, k) for d, k in cand if (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) >= min_box_area * w * h]
+    if not cand:
+        return []
+    cand.sort(key=lambda c: -c[0].score)
+    ious = box_iou(np.array([d.box for d, _ in cand]), np.array([d.box for d, _ in cand]))
+    taken = np.zeros(len(cand), bool)
+    out = []
+    for i in range(len(cand)):
+        if taken[i]:
+            continue
+        members = np.nonzero((ious[i] >= iou) & ~taken)[0]
+        taken[members] = True
+        taken[i] = True
+        best_mn = max((cand[j][0] for j in members if cand[j][1] == 0), key=lambda d: d.score, default=None)
+        s_mn = best_mn.score if best_mn is not None else 0.0
+        s_cn = max((cand[j][0].score for j in members if cand[j][1] == 1), default=0.0)
+        fused = 1.0 - (1.0 - min(1.0, movenet_weight * s_mn)) * (1.0 - s_cn)
+        source = "+".join(n for n, s in (("movenet", s_mn), ("centernet", s_cn)) if s > 0)
+        kp = best_mn.keypoints if best_mn is not None else None
+        out.append(PersonBox(cand[i][0].box, float(fused), kp, source))
+    return sorted(out, key=lambda d: -d.score)
+
+
+class FusedPersonDetector:
+    """MoveNet-MultiPose + CenterNet, fused by :func:`fuse_person_boxes`; ``detect(image) -> list[PersonBox]``.
+
+    movenet, centernet: runner objects with ``detect`` (built with score_threshold=0 or a low one so that
+    candidates reach the fusion; :meth:`from_files` does that). score_threshold applies to the fused score.
+    """
+
+    name = "movenet+centernet"
+
+    def __init__(self, movenet, centernet, score_threshold: float = 0.45, movenet_weight: float = 3.0,
+                 min_box_area: float = 0.01, iou: float = 0.5):
+        self.movenet, self.centernet = movenet, centernet
+        self.score_threshold = float(score_threshold)
+        self.movenet_weight = float(movenet_weight)
+        self.min_box_area = float(min_box_area)
+        self.iou = float(iou)
+
+    @classmethod
+    def from_files(cls, movenet_onnx, centernet_onnx, device: str = "cpu", **options) -> "FusedPersonDetector":
+        from instmatt_app.nets.centernet import CenterNetPersons
+        from instmatt_app.nets.movenet import MoveNetMultiPose
+
+        return cls(MoveNetMultiPose(movenet_onnx, device, score_threshold=0.0),
+                   CenterNetPersons(centernet_onnx, device, score_threshold=0.0), **options)
+
+    def detect(self, image_rgb_uint8: np.ndarray) -> list[PersonBox]:
+        """People in a (H, W, 3) uint8 RGB photo, best fused score first (see :func:`fuse_person_boxes`)."""
+        image = check_rgb_image(image_rgb_uint8)
+        fused = fuse_person_boxes(self.movenet.detect(image), self.centernet.detect(image),
+                                  (image.shape[1], image.shape[0]), self.movenet_weight, self.iou, self.min_box_area)
+        return [d for d in fused if d.score >= self.score_threshold]
