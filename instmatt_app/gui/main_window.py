@@ -417,6 +417,7 @@ class MainWindow(QMainWindow):
             self.progress_label.setText(f"{label} — {stage}")
 
         def finished(out) -> None:
+            self._update_device_label()
             try:
                 on_done(out)
             except Exception as exc:  # noqa: BLE001 - a GUI-side failure must not kill the app
@@ -480,6 +481,10 @@ class MainWindow(QMainWindow):
     def _do(self, command: str, *args) -> bool:
         """Run one document command (one undo step); a refusal (locked layer, ...) is shown, not raised."""
         if self.doc is None:
+            return False
+        if self._busy() and self.task.name in ("export", "save"):
+            self.show_info("Please wait until the export has finished.", "warning")
+            self._refresh_layers()
             return False
         try:
             getattr(self.doc, command)(*args)
@@ -650,15 +655,17 @@ class MainWindow(QMainWindow):
                                          f"{result.timings.get('total', 0):.1f} s on {result.device.upper()}", 8000)
         self.peopleReady.emit()
 
-    def set_result(self, result, photo_path: str | Path | None = None) -> None:
-        """Show an engine result directly (scripting, tests, screenshots)."""
+    def set_result(self, result, photo_path: str | Path | None = None, doc=None) -> None:
+        """Show an engine result directly (scripting, tests, screenshots); ``doc`` = its document
+        when already made (else built here, with its colour layers)."""
         from instmatt_app.core.document import Document
 
         self.image = result.image
         self.photo_path = Path(photo_path) if photo_path else None
         self.project_path = None
-        doc = Document.from_result(result)
-        doc.ensure_colours()
+        if doc is None:
+            doc = Document.from_result(result)
+            doc.ensure_colours()
         self.set_document(doc, result)
         self.canvas.fit()
 
@@ -975,6 +982,9 @@ class MainWindow(QMainWindow):
         la = self.layer(self.selected_id)
         if self.image is None or self.doc is None:
             return
+        if self._busy():
+            self.show_info("Please wait: a job is running (Esc cancels it).", "warning")
+            return
         if la is None or la.removed:
             self.show_info("Select a person first (click on them, or in the Layers list), then paint.", "warning")
             return
@@ -1251,11 +1261,13 @@ class MainWindow(QMainWindow):
         from instmatt_app.io.export import export_result
 
         doc = self.doc
+        src = self.project_path or self.photo_path
+        stem = src.stem if src else None
 
         def work(progress, cancelled):
             progress("writing", 0.2)
             return export_result(doc, out_dir, formats=set(formats), bit_depth=bit_depth, alpha_as=alpha_as,
-                                 people=people)
+                                 people=people, stem=stem)
 
         def done(files) -> None:
             self.last_export = [Path(f) for f in (files or [])]

@@ -41,6 +41,16 @@ def zidane_result(engine, photo_path):
     return result
 
 
+@pytest.fixture(scope="session")
+def zidane_doc(zidane_result):
+    """Its document with the colour layers estimated (once); tests get deep copies."""
+    from instmatt_app.core.document import Document
+
+    doc = Document.from_result(zidane_result)
+    doc.ensure_colours()
+    return doc
+
+
 @pytest.fixture
 def make_window(qtbot, qapp, engine, tmp_path):
     """Factory: a shown MainWindow with private settings and recovery folder, using the shared engine."""
@@ -63,10 +73,12 @@ def make_window(qtbot, qapp, engine, tmp_path):
 
 
 @pytest.fixture
-def window(make_window, zidane_result, photo_path):
-    """A window showing the shared result (no engine run)."""
+def window(make_window, zidane_result, zidane_doc, photo_path):
+    """A window showing the shared result (no engine run) in a fresh copy of its document."""
+    import copy
+
     win = make_window()
-    win.set_result(zidane_result, photo_path)
+    win.set_result(zidane_result, photo_path, doc=copy.deepcopy(zidane_doc))
     return win
 
 
