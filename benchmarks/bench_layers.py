@@ -62,7 +62,8 @@ def main() -> int:
     print(f"mixed (band) pixels: {100 * mixed:.2f} %")
 
     t, c = time.perf_counter(), time.process_time()
-    res = estimate_layer_colours(img, alphas)
+    stats: dict = {}
+    res = estimate_layer_colours(img, alphas, stats=stats)
     t_col, c_col = time.perf_counter() - t, time.process_time() - c
     rec = reconstruct(alphas, res.layers, res.background)
     mae = float(np.abs(rec - img).mean()) * 255
@@ -70,6 +71,9 @@ def main() -> int:
     print(f"colour estimation: {t_col:.2f} s wall, {c_col:.2f} s CPU, reconstruction MAE {mae:.4f}/255, "
           f"peak RSS {peak_rss_gb():.2f} GB")
 
+    print("  CPU seconds per stage: " + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in stats.items() if k.endswith("_s")))
+    print("  band fraction per level: " + ", ".join(f"{k[6:-5]} {100 * v:.1f} %" for k, v in stats.items()
+                                                  if k.endswith("_band")))
     if not args.skip_psd:
         from instmatt_app.io.psd_export import write_layered_psd
         with tempfile.TemporaryDirectory() as td:

@@ -29,6 +29,7 @@ numpy + OpenCV only.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -82,14 +83,13 @@ def reconstruct(alphas: np.ndarray, layers: np.ndarray, background: np.ndarray) 
 
 
 def _level_sizes(h: int, w: int) -> list[tuple[int, int]]:
-    """(h, w) of every pyramid level, coarse to fine (pymatting's schedule: ×~2 per level)."""
-    n = int(np.ceil(np.log2(max(h, w, 2))))
-    sizes = []
-    for i in range(n + 1):
-        s = (max(1, round(h ** (i / n))), max(1, round(w ** (i / n))))
-        if not sizes or s != sizes[-1]:
-            sizes.append(s)
-    return sizes
+    """(h, w) of every pyramid level, coarse to fine: the full size halved (rounding up) down to
+    1 pixel, so that the large levels are exact 2× steps (cheap area averaging)."""
+    sizes = [(h, w)]
+    while max(sizes[-1]) > 1:
+        ph, pw = sizes[-1]
+        sizes.append(((ph + 1) // 2, (pw + 1) // 2))
+    return sizes[::-1]
 
 
 def _resize(arr: np.ndarray, hw: tuple[int, int], interp: int) -> np.ndarray:
@@ -109,36 +109,35 @@ def _neighbours(idx: np.ndarray, h: int, w: int) -> tuple[np.ndarray, ...]:
     return (idx - (x > 0), idx + (x < w - 1), idx - w * (y > 0), idx + w * (y < h - 1))
 
 
-def _bilinear_on(L: np.ndarray, coarse: np.ndarray, band: np.ndarray) -> None:
-    """Set L (K, h, w, 3) on the ``band`` pixels to the bilinear upsampling of coarse (K, h', w', 3)
-    (pixel-centre convention, like cv2.INTER_LINEAR)."""
-    K, h, w, _ = L.shape
-    hc, wc = coarse.shape[1:3]
-    idx = np.flatnonzero(band)
-    if idx.size == 0:
-        return
+def _bilinear_gather(coarse_flat: np.ndarray, cidx: tuple, fy: np.ndarray, fx: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of coarse_flat (h'·w', 3) at precomputed corner indices / weights."""
+    i00, i01, i10, i11 = cidx
+    top = coarse_flat[i00] * (1 - fx) + coarse_flat[i01] * fx
+    bot = coarse_flat[i10] * (1 - fx) + coarse_flat[i11] * fx
+    return top * (1 - fy) + bot * fy
+
+
+def _bilinear_setup(idx: np.ndarray, h: int, w: int, hc: int, wc: int):
+    """Corner flat indices and weights to sample a (hc, wc) grid at fine pixels ``idx`` of an
+    (h, w) grid (pixel-centre convention, like cv2.INTER_LINEAR)."""
     y, x = np.divmod(idx, w)
     sy = np.clip((y + 0.5) * (hc / h) - 0.5, 0, hc - 1).astype(np.float32)
     sx = np.clip((x + 0.5) * (wc / w) - 0.5, 0, wc - 1).astype(np.float32)
-    y0 = np.minimum(sy.astype(np.int64), hc - 1)
-    x0 = np.minimum(sx.astype(np.int64), wc - 1)
+    y0, x0 = sy.astype(np.int32), sx.astype(np.int32)
     y1, x1 = np.minimum(y0 + 1, hc - 1), np.minimum(x0 + 1, wc - 1)
     fy, fx = (sy - y0)[:, None], (sx - x0)[:, None]
-    del y, x, sy, sx
-    Lf = L.reshape(K, -1, 3)
-    for j in range(K):
-        c = coarse[j]
-        top = c[y0, x0] * (1 - fx) + c[y0, x1] * fx
-        bot = c[y1, x0] * (1 - fx) + c[y1, x1] * fx
-        Lf[j, idx] = top * (1 - fy) + bot * fy
+    r0, r1 = y0 * wc, y1 * wc
+    return (r0 + x0, r0 + x1, r1 + x0, r1 + x1), fy, fx
 
 
 def _solve_on(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray | None,
-              iterations: int, eps: float, gw: float) -> None:
+              iterations: int, eps: float, gw: float, coarse: np.ndarray | None = None) -> None:
     """Jacobi sweeps of the per-pixel closed-form update on the pixels of ``band`` (all if None).
 
     L: (K, h, w, 3) float32, updated in place; A: (K, h, w) float32 layer weights (Σ_K = 1);
-    img: (h, w, 3) float32; band: (h, w) bool or None.
+    img: (h, w, 3) float32; band: (h, w) bool or None; coarse: optional (K, h', w', 3) previous
+    level: the active pixels of each layer start from its bilinear upsampling (the rest of L is
+    expected to hold a cheap nearest-neighbour upsampling).
 
     With a band, layer j is only updated on the band pixels where it is *active* (α_j > 0 at the
     pixel or a 4-neighbour); elsewhere its data term and gradient weights vanish, so its update
@@ -162,6 +161,9 @@ def _solve_on(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray | 
     per_layer = []  # (band positions, neighbour positions, weights, 1/D, a, vals, data)
     kernel = np.ones((3, 3), np.uint8)
     kernel[0, 0] = kernel[0, 2] = kernel[2, 0] = kernel[2, 2] = 0
+    if coarse is not None and band is not None:
+        hc, wc = coarse.shape[1:3]
+        cidx, fy, fx = _bilinear_setup(bidx, h, w, hc, wc)
     for j in range(K):
         if band is None:
             bp = None
@@ -173,6 +175,8 @@ def _solve_on(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray | 
         mj = idx.size
         if mj == 0:
             continue
+        if coarse is not None and band is not None:
+            Lf[j, idx] = _bilinear_gather(coarse[j].reshape(-1, 3), tuple(c[bp] for c in cidx), fy[bp], fx[bp])
         nbs = _neighbours(idx, h, w)
         a = Af[j, idx]
         wts = [eps + gw * np.abs(a - Af[j, nb]) for nb in nbs]
@@ -252,7 +256,7 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
                            small_iterations: int = 10, big_iterations: int = 4,
                            full_iterations: int = 2,
                            dense_pixels: int = 400_000, inpaint_hidden: bool = True,
-                           inpaint_max_side: int = 768) -> LayerColours:
+                           inpaint_max_side: int = 768, stats: dict | None = None) -> LayerColours:
     """Estimate the colour of every person and of the background.
 
     image: (H, W, 3) float32 in [0, 1] (uint8 is accepted and scaled by 1/255).
@@ -265,6 +269,7 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
     dense_pixels: levels with at most this many pixels are solved everywhere, larger ones only on
         the band of mixed pixels.
     inpaint_hidden: replace the background where α_0 < 0.05 by an inpainted fill.
+    stats: optional dict that receives per-stage CPU seconds and band sizes (for benchmarks).
 
     Returns :class:`LayerColours` with layers (n, H, W, 3) and background (H, W, 3), float32 in
     [0, 1]. Σ α_i L_i reproduces the photo to within float rounding except where it would need a
@@ -288,6 +293,9 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
     A_full[1:] = normalise_alphas(a_in)
     A_full[0] = np.clip(1.0 - A_full[1:].sum(axis=0), 0.0, 1.0)
 
+    clock = time.process_time
+    t0 = clock()
+    rec = stats if stats is not None else {}
     sizes = _level_sizes(H, W)
     # image and weight pyramids, each level area-downsampled from the next finer one
     pyr_img: list[np.ndarray] = [img]
@@ -298,6 +306,7 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
         pyr_a.append(np.stack([_resize(prev_a[j], (h, w), cv2.INTER_AREA) for j in range(K)]))
     pyr_img.reverse()
     pyr_a.reverse()
+    rec["pyramid_s"] = clock() - t0
     # initial 1x1 level: mean colour where each layer is (nearly) opaque, at a ~64 px level
     ci = next(i for i, (h, w) in enumerate(sizes) if max(h, w) >= 64 or i == len(sizes) - 1)
     c_img, c_a = pyr_img[ci].reshape(-1, 3), pyr_a[ci].reshape(K, -1)
@@ -308,6 +317,7 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
         L[j, 0, 0] = c_img[sel].mean(axis=0) if sel.any() else mean_all
     inpainted = not inpaint_hidden
     for li, (h, w) in enumerate(sizes):
+        t_lvl = clock()
         full = (h, w) == (H, W)
         lvl_img, A = pyr_img[li], pyr_a[li]
         # upsample the previous level's layers (bilinear; on band levels nearest everywhere and
@@ -329,13 +339,12 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
         else:
             amax = A.max(axis=0)
             band = amax < 1.0 - OPAQUE_TOL
+            band_frac = band.mean()
             del amax
-            if prev is not None:
-                _bilinear_on(L, prev, band)
-            del prev
             for j in range(K):
                 np.copyto(L[j], lvl_img, where=(A[j] >= 1.0 - OPAQUE_TOL)[..., None])
-            _solve_on(L, A, lvl_img, band, iters, regularization, gradient_weight)
+            _solve_on(L, A, lvl_img, band, iters, regularization, gradient_weight, coarse=prev)
+            del prev
             if full:
                 _project(L, A, lvl_img, band)
             del band
@@ -346,7 +355,11 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
             inpainted = True
         if not full:
             pyr_img[li] = pyr_a[li] = None  # free the level
+        if not dense:
+            rec[f"level_{w}x{h}_s"] = clock() - t_lvl
+            rec[f"level_{w}x{h}_band"] = float(band_frac)
     del pyr_img, pyr_a
     if sizes[-1] == (H, W) and H * W <= dense_pixels:
         _project(L, A_full, img, np.ones((H, W), bool))
+    rec["total_s"] = clock() - t0
     return LayerColours(layers=L[1:], background=L[0])
