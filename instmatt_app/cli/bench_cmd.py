@@ -1,0 +1,66 @@
+"""``instmatt bench DATASET``: run the engine over a data set, score it, write a markdown report."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+HELP = "benchmark the engine on a HIM2K-layout (IMQ) or COCO-style (recognition) data set"
+
+_METHODS = {"all": ("masks", "default", "instmatt"), "default": ("masks", "default"),
+            "instmatt": ("masks", "instmatt"), "masks": ("masks",)}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET",
+                   help="images/<subset>/<name>.jpg with alphas/<subset>/<name>/NN.png (HIM2K: IMQ) "
+                        "or masks/<subset>/<name>/NN.png (COCO-style: recognition only)")
+    p.add_argument("--matting", choices=sorted(_METHODS), default="all",
+                   help="methods to measure; the 'masks only' baseline (coarse masks as mattes) is always "
+                        "included; 'all' = masks, default, and instmatt when its weights are installed")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="first N images only")
+    p.add_argument("-o", "--out", default=None, metavar="REPORT_DIR",
+                   help="report folder (default bench-out/<dataset folder name>)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--refine", default="parallel", choices=["none", "parallel", "cycle"],
+                   help="refinement mode of the engine (default parallel)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from instmatt_app.evaluation import bench
+
+    if args.limit is not None and args.limit < 1:
+        print("instmatt bench: error: --limit must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        ds = bench.find_dataset(args.dataset, args.limit)
+    except bench.BenchInputError as exc:
+        print(f"instmatt bench: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else Path("bench-out") / Path(args.dataset).resolve().name
+    try:
+        from instmatt_app.pipeline import EngineError
+
+        predict, notes = bench.engine_predictor(_METHODS[args.matting], device=args.device, refine=args.refine)
+
+        def progress(i: int, n: int, name: str) -> None:
+            print(f"\r{i}/{n} {name}          ", end="", file=sys.stderr, flush=True)
+
+        res = bench.run_bench(ds, predict, progress=progress)
+    except (bench.BenchInputError, EngineError) as exc:
+        print(f"\ninstmatt bench: error: {exc}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    res.notes.extend(notes)
+    print(bench.format_table(res))
+    for note in res.notes:
+        print("note:", note)
+    command = "instmatt bench " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else ""
+    try:
+        report = bench.write_report(res, out, command=command)
+    except OSError as exc:
+        print(f"instmatt bench: error: cannot write the report: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {report}")
+    return 0
