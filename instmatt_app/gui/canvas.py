@@ -49,6 +49,7 @@ class Canvas(QWidget):
         self.brush_radius = 20.0  # photo pixels
         self.badges: list[tuple[float, float, str, str]] = []
         self.placeholder = "Open a photo (Ctrl+O) or drop it here"
+        self.busy_text = ""  # shown as a pill at the top while a background job runs
         self._space = False
         self._pan_from: QPointF | None = None
         self._press: QPointF | None = None
@@ -291,6 +292,17 @@ class Canvas(QWidget):
         p.setBrush(Qt.NoBrush)
         p.drawRect(target.adjusted(-0.5, -0.5, 0.5, 0.5))
         self._paint_badges(p)
+        if self.busy_text:
+            f = QFont(self.font())
+            f.setPointSizeF(f.pointSizeF() * 1.1)
+            p.setFont(f)
+            tw = p.fontMetrics().horizontalAdvance(self.busy_text) + 36
+            pill = QRectF((self.width() - tw) / 2, 14, tw, 30)
+            p.setPen(Qt.NoPen)
+            p.setBrush(QColor(20, 21, 25, 215))
+            p.drawRoundedRect(pill, 15, 15)
+            p.setPen(QColor("#e4e6ea"))
+            p.drawText(pill, Qt.AlignCenter, self.busy_text)
         if self.tool == "paint" and self._mouse is not None and self._pan_from is None and not self._space:
             r = self.brush_radius * ls
             p.setPen(QPen(QColor(0, 0, 0, 200), 2.5))

@@ -50,6 +50,11 @@ TOOLS = {"select": ("Select person", "mdi6.cursor-default", "V"),
          "add": ("Add a person: click on them", "mdi6.account-plus", "A")}
 _STROKE_COLOURS = {"brush": "#4caf50", "eraser": "#f44336", "this": "#4caf50", "other": "#ffb300",
                    "background": "#f44336"}
+_TOOL_HINTS = {
+    "select": "Click a person to select them  ·  wheel: zoom  ·  space-drag or middle button: pan  ·  "
+              "B brush  ·  E eraser  ·  G guidance  ·  Tab: hide panels",
+    "add": "Click on a person the detector missed; they are matted and added as a new layer",
+}
 PROJECT_FILTER = "InstMatt project (*.instmatt)"
 IMAGE_FILTER = "Photos (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.webp);;InstMatt project (*.instmatt);;All files (*)"
 
@@ -233,12 +238,16 @@ class MainWindow(QMainWindow):
         ob.setObjectName("options_toolbar")
         ob.setMovable(False)
         self.options_toolbar = ob
+        ob.setMinimumHeight(40)
         self.tool_label = QLabel("Select")
         self.tool_label.setObjectName("heading")
         self.tool_label.setMinimumWidth(120)
         ob.addWidget(self.tool_label)
         ob.addSeparator()
-        ob.addWidget(QLabel(" Size "))
+        self.brush_box = QWidget()
+        bl = QHBoxLayout(self.brush_box)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.addWidget(QLabel("Size"))
         self.size_slider = QSlider(Qt.Horizontal)
         self.size_slider.setRange(1, 500)
         self.size_slider.setFixedWidth(140)
@@ -247,17 +256,22 @@ class MainWindow(QMainWindow):
         self.size_spin.setSuffix(" px")
         self.size_slider.valueChanged.connect(self.size_spin.setValue)
         self.size_spin.valueChanged.connect(self._size_changed)
-        ob.addWidget(self.size_slider)
-        ob.addWidget(self.size_spin)
-        ob.addWidget(QLabel("  Hardness "))
+        bl.addWidget(self.size_slider)
+        bl.addWidget(self.size_spin)
+        bl.addSpacing(10)
+        bl.addWidget(QLabel("Hardness"))
         self.hard_slider = QSlider(Qt.Horizontal)
         self.hard_slider.setRange(0, 100)
         self.hard_slider.setFixedWidth(100)
         self.hard_label = QLabel()
         self.hard_label.setMinimumWidth(36)
         self.hard_slider.valueChanged.connect(lambda v: self.hard_label.setText(f"{v} %"))
-        ob.addWidget(self.hard_slider)
-        ob.addWidget(self.hard_label)
+        bl.addWidget(self.hard_slider)
+        bl.addWidget(self.hard_label)
+        self.brush_action = ob.addWidget(self.brush_box)
+        self.hint_label = QLabel()
+        self.hint_label.setObjectName("muted")
+        self.hint_action = ob.addWidget(self.hint_label)
         ob.addSeparator()
         self.guide_box = QWidget()
         gl = QHBoxLayout(self.guide_box)
@@ -379,6 +393,8 @@ class MainWindow(QMainWindow):
         self.banner.show_message(text, level, actions)
 
     def _show_progress(self, on: bool, text: str = "") -> None:
+        self.canvas.busy_text = f"{text}…" if on and text else ""
+        self.canvas.update()
         self.progress.setVisible(on)
         self.cancel_btn.setVisible(on)
         self.progress_label.setText(text)
@@ -938,8 +954,9 @@ class MainWindow(QMainWindow):
         self.tool_actions[tool].setChecked(True)
         self.canvas.set_tool("paint" if tool in ("brush", "eraser", "guide") else "select")
         paint = tool in ("brush", "eraser", "guide")
-        for w in (self.size_slider, self.size_spin, self.hard_slider):
-            w.setEnabled(paint)
+        self.brush_action.setVisible(paint)
+        self.hint_action.setVisible(not paint)
+        self.hint_label.setText(_TOOL_HINTS.get(tool, ""))
         self.guide_action.setVisible(tool == "guide")
         self.tool_label.setText(TOOLS[tool][0].split(":")[0])
         if tool in ("brush", "eraser", "guide") and self.selected_id is None and self.live_layers():

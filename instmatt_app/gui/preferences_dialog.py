@@ -2,6 +2,8 @@
 user-supplied, with their licences) through :mod:`instmatt_app.model_manager`."""
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QHeaderView, QLabel, QPushButton, QSpinBox, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
@@ -15,7 +17,7 @@ class PreferencesDialog(QDialog):
     def __init__(self, settings, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Preferences")
-        self.setMinimumSize(720, 460)
+        self.setMinimumSize(940, 480)
         self.settings = settings
         lay = QVBoxLayout(self)
         gen = QGroupBox("General")
@@ -39,9 +41,14 @@ class PreferencesDialog(QDialog):
         mb = QGroupBox("Models")
         ml = QVBoxLayout(mb)
         self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["Name", "Role", "Licence", "Installed", "File"])
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setHorizontalHeaderLabels(["Name", "Licence", "Installed", "Role", "File"])
+        hh = self.table.horizontalHeader()
+        for c in (0, 1, 2):
+            hh.setSectionResizeMode(c, QHeaderView.ResizeToContents)
+        hh.setSectionResizeMode(3, QHeaderView.Interactive)
+        hh.setStretchLastSection(True)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.ElideRight)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
@@ -78,12 +85,15 @@ class PreferencesDialog(QDialog):
             self.message.setText(f"Could not read the model list: {exc}")
         self.table.setRowCount(len(rows))
         for i, r in enumerate(rows):
-            vals = [r.get("name", ""), r.get("role", ""), r.get("licence", ""),
-                    "yes" if r.get("installed") else "MISSING", r.get("file", "")]
+            vals = [r.get("name", ""), r.get("licence", ""), "yes" if r.get("installed") else "MISSING",
+                    r.get("role", ""), r.get("file", "")]
             for j, v in enumerate(vals):
                 it = QTableWidgetItem(str(v))
                 it.setToolTip(str(v))
+                if j == 2 and not r.get("installed"):
+                    it.setForeground(QColor("#ff8a80"))
                 self.table.setItem(i, j, it)
+        self.table.setColumnWidth(3, 330)
 
     def _add_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, f"Choose {self.kind.currentText()} weights", "",

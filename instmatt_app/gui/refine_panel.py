@@ -55,6 +55,7 @@ class RefinePanel(QWidget):
         self.pick_btn.setToolTip("Click the people on the photo in the order to refine them")
         lay.addWidget(self.pick_btn)
         self.order_list = _OrderList(self)
+        self.order_list.setMinimumHeight(62)
         lay.addWidget(self.order_list)
         hint = QLabel("Drag to reorder; numbers are drawn on the photo.")
         hint.setObjectName("muted")

@@ -33,6 +33,7 @@ QPushButton:default {{ border-color: {ACCENT}; }}
 QPushButton:disabled {{ color: #777a82; background: #303238; }}
 QPushButton#primary {{ background: {ACCENT}; border-color: {ACCENT}; color: white; font-weight: 600; }}
 QPushButton#primary:hover {{ background: #6aa1ff; }}
+QPushButton#primary:disabled {{ background: #2f3f5c; border-color: #2f3f5c; color: #8d9098; }}
 QListWidget, QTreeWidget, QTableWidget {{ background: #222429; border: 1px solid #1b1c20;
                alternate-background-color: #26282e; outline: 0; }}
 QListWidget::item:selected, QTableWidget::item:selected {{ background: #34496e; color: white; }}
@@ -67,6 +68,16 @@ QFrame#banner[level="error"] {{ background: #5a2326; border: 1px solid #a33a40; 
 QFrame#banner[level="warning"] {{ background: #4f4220; border: 1px solid #9c7f2a; }}
 QFrame#banner[level="info"] {{ background: #223a5c; border: 1px solid #3c6bb0; }}
 QFrame#banner QLabel {{ color: #f1f2f4; }}
+QCheckBox::indicator, QRadioButton::indicator, QListView::indicator {{ width: 14px; height: 14px;
+               border: 1px solid #6a6e78; background: #1f2126; }}
+QCheckBox::indicator, QListView::indicator {{ border-radius: 3px; }}
+QRadioButton::indicator {{ border-radius: 8px; }}
+QCheckBox::indicator:hover, QRadioButton::indicator:hover {{ border-color: {ACCENT}; }}
+QCheckBox::indicator:checked, QListView::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT};
+               image: url(CHECK_PNG); }}
+QRadioButton::indicator:checked {{ border-color: {ACCENT}; background: qradialgradient(cx:0.5, cy:0.5,
+               radius:0.5, fx:0.5, fy:0.5, stop:0 #ffffff, stop:0.38 #ffffff, stop:0.48 {ACCENT}, stop:1 {ACCENT}); }}
+QCheckBox::indicator:disabled, QRadioButton::indicator:disabled {{ border-color: #44474f; background: #2a2c31; }}
 QScrollBar:vertical {{ background: #222429; width: 10px; }}
 QScrollBar::handle:vertical {{ background: #44474f; border-radius: 4px; min-height: 20px; }}
 QScrollBar::add-line, QScrollBar::sub-line {{ height: 0; width: 0; }}
@@ -89,4 +100,17 @@ def apply_dark_theme(app: QApplication) -> None:
     for role in (QPalette.WindowText, QPalette.Text, QPalette.ButtonText):
         pal.setColor(QPalette.Disabled, role, QColor("#6f727a"))
     app.setPalette(pal)
-    app.setStyleSheet(_STYLE)
+    app.setStyleSheet(_STYLE.replace("CHECK_PNG", _check_png()))
+
+
+def _check_png() -> str:
+    """A white check mark (qtawesome glyph) saved once as a PNG for the style sheet's url()."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.gettempdir()) / "instmatt-studio-check.png"
+    if not path.is_file():
+        from instmatt_app.gui.icons import icon
+
+        icon("mdi6.check-bold", "#ffffff").pixmap(28, 28).save(str(path))
+    return path.as_posix()

@@ -141,7 +141,7 @@ def test_preferences_dialog_lists_models_with_licences_and_rejects_bad_weights(w
     dlg = PreferencesDialog(window.settings, window)
     qtbot.addWidget(dlg)
     assert dlg.table.rowCount() >= 1
-    licences = [dlg.table.item(r, 2).text() for r in range(dlg.table.rowCount())]
+    licences = [dlg.table.item(r, 1).text() for r in range(dlg.table.rowCount())]
     assert all(licences)
     bogus = tmp_path / "not_weights.pth"
     bogus.write_bytes(b"garbage")
