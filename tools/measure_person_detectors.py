@@ -60,13 +60,13 @@ VARIANTS = {
 def _mn(**kw):
     from instmatt_app.nets.movenet import MoveNetMultiPose
 
-    return MoveNetMultiPose(MN, score_threshold=0.0, **kw)
+    return MoveNetMultiPose(MN, score_threshold=0.0, min_box_area=0.0, **kw)
 
 
 def _cn(**kw):
     from instmatt_app.nets.centernet import CenterNetPersons
 
-    return CenterNetPersons(CN, score_threshold=0.0, **kw)
+    return CenterNetPersons(CN, score_threshold=0.0, min_box_area=0.0, **kw)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -172,6 +172,50 @@ def best_at_precision(rows: list[dict], precision: float = 0.9) -> dict | None:
                default=None)
 
 
+def _rp(r: dict | None) -> str:
+    return "–" if r is None else f"{r['recall']:.3f} / {r['precision']:.3f}"
+
+
+def render_markdown(report: dict) -> str:
+    """Markdown tables of a results.json: recall / precision per score threshold, and the best settings."""
+    lines = []
+    for ds, res in report.items():
+        singles = [k for k in res if ":" not in k]
+        ths = [r["threshold"] for r in res[singles[0]]["table"]] if singles else []
+        lines += [f"### {ds}: single detectors, recall / precision per score threshold", "",
+                  "| variant | ms/photo (wall, CPU) | " + " | ".join(f"{t:g}" for t in ths) + " |",
+                  "|---|---|" + "---|" * len(ths)]
+        for k in singles:
+            for tab, tag in (("table", ""), ("table_min_box_area_0_01", ", boxes >= 1 %")):
+                if tab not in res[k]:
+                    continue
+                lines.append(f"| {k}{tag} | {res[k]['time_ms_mean']:.0f}, {res[k]['cpu_ms_mean']:.0f} | "
+                             + " | ".join(_rp(r) for r in res[k][tab]) + " |")
+        fused = [k for k in res if k.startswith("fused:")]
+        if fused:
+            ths = [r["threshold"] for r in res[fused[0]]["table"]]
+            lines += ["", f"### {ds}: MoveNet + CenterNet score fusion, recall / precision per fused-score threshold",
+                      "", "| fusion | " + " | ".join(f"{t:g}" for t in ths) + " |", "|---|" + "---|" * len(ths)]
+            for k in fused:
+                lines.append(f"| {k[6:]} | " + " | ".join(_rp(r) for r in res[k]["table"]) + " |")
+        lines += ["", f"### {ds}: best recall at precision >= 0.9", "",
+                  "| variant | setting | TP | FP | GT | recall | precision |", "|---|---|---|---|---|---|---|"]
+        for k, v in res.items():
+            for tab in ("table", "table_min_box_area_0_01"):
+                if tab not in v:
+                    continue
+                b = best_at_precision(v[tab])
+                if b is None:
+                    lines.append(f"| {k}{' (boxes >= 1 %)' if tab != 'table' else ''} | – | | | | | |")
+                    continue
+                setting = (f"threshold {b['threshold']:g}" if "threshold" in b else
+                           f"MoveNet >= {b['threshold_movenet']:g}, CenterNet >= {b['threshold_centernet']:g}")
+                lines.append(f"| {k}{' (boxes >= 1 %)' if tab != 'table' else ''} | {setting} | {b['tp']} | "
+                             f"{b['fp']} | {b['n_gt']} | {b['recall']:.3f} | {b['precision']:.3f} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -179,7 +223,12 @@ def main(argv=None) -> int:
     ap.add_argument("--union", nargs=2, action="append", metavar=("MOVENET_VARIANT", "CENTERNET_VARIANT"),
                     default=None, help="union pairs to score (default: every MoveNet variant with cn)")
     ap.add_argument("--out", type=Path, default=REPO / "bench-out" / "detectors")
+    ap.add_argument("--render", type=Path, default=None, metavar="RESULTS_JSON",
+                    help="only print the markdown tables of an earlier run's results.json")
     args = ap.parse_args(argv)
+    if args.render:
+        print(render_markdown(json.loads(args.render.read_text())))
+        return 0
     thresholds = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
     report: dict = {}
     for ds in args.datasets:
@@ -229,7 +278,9 @@ def main(argv=None) -> int:
         report[ds] = res
     with atomic_open(args.out / "results.json", "w") as fh:
         json.dump(report, fh, indent=1)
-    print("wrote", args.out / "results.json")
+    with atomic_open(args.out / "tables.md", "w") as fh:
+        fh.write(render_markdown(report))
+    print("wrote", args.out / "results.json", "and tables.md")
     return 0
 
 

@@ -25,7 +25,9 @@ __all__ = ["MoveNetMultiPose"]
 class MoveNetMultiPose:
     """``MoveNetMultiPose(onnx_path).detect(image_rgb_uint8) -> list[PersonBox]``, best score first.
 
-    score_threshold: smallest person score kept, in [0, 1].
+    score_threshold: smallest person score kept, in [0, 1] (0.15: best recall at precision >= 0.9 on the
+    COCO development photos, docs/detectors.md). min_box_area: boxes smaller than this fraction of the
+    photo are dropped.
     input_size: long side of the network input in pixels (multiple of 32; 256 is the published size).
     flip: also run on the mirrored photo. tiles: also run on square tiles along the long side of the
     photo (side = the short side) when its aspect ratio is at least ``tile_min_aspect``.
@@ -34,9 +36,9 @@ class MoveNetMultiPose:
 
     name = "movenet-multipose"
 
-    def __init__(self, onnx_path: str | Path, device: str = "cpu", score_threshold: float = 0.2,
+    def __init__(self, onnx_path: str | Path, device: str = "cpu", score_threshold: float = 0.15,
                  input_size: int = 256, flip: bool = False, tiles: bool = False, tile_min_aspect: float = 1.3,
-                 nms_iou: float = 0.5):
+                 nms_iou: float = 0.5, min_box_area: float = 0.01):
         from instmatt_app.nets.onnx_session import onnx_session
 
         if input_size % 32 or input_size < 64:
@@ -49,6 +51,7 @@ class MoveNetMultiPose:
         self.tiles = bool(tiles)
         self.tile_min_aspect = float(tile_min_aspect)
         self.nms_iou = float(nms_iou)
+        self.min_box_area = float(min_box_area)
 
     # -- one network pass ------------------------------------------------------------------------
     def _run(self, image: np.ndarray) -> list[PersonBox]:
@@ -105,7 +108,9 @@ class MoveNetMultiPose:
                     kp[:, 1] += ty0
                     dets.append(d._replace(box=(bx0 + tx0, by0 + ty0, bx1 + tx0, by1 + ty0), keypoints=kp))
                 passes.append(dets)
-        passes = [[d for d in p if d.score >= self.score_threshold] for p in passes]
+        min_area = self.min_box_area * h * w
+        passes = [[d for d in p if d.score >= self.score_threshold and
+                   (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) >= min_area] for p in passes]
         merged = passes[0] if len(passes) == 1 else merge_person_boxes(passes, self.nms_iou)
         return [d._replace(source=self.name) for d in sorted(merged, key=lambda d: -d.score)]
 

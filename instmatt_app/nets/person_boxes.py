@@ -204,8 +204,8 @@ class FusedPersonDetector:
         from instmatt_app.nets.centernet import CenterNetPersons
         from instmatt_app.nets.movenet import MoveNetMultiPose
 
-        return cls(MoveNetMultiPose(movenet_onnx, device, score_threshold=0.0),
-                   CenterNetPersons(centernet_onnx, device, score_threshold=0.0), **options)
+        return cls(MoveNetMultiPose(movenet_onnx, device, score_threshold=0.0, min_box_area=0.0),
+                   CenterNetPersons(centernet_onnx, device, score_threshold=0.0, min_box_area=0.0), **options)
 
     def detect(self, image_rgb_uint8: np.ndarray) -> list[PersonBox]:
         """People in a (H, W, 3) uint8 RGB photo, best fused score first (see :func:`fuse_person_boxes`)."""

@@ -53,7 +53,7 @@ def test_bus_people_found(net, data_dir):
 
 
 def test_bus_cut_person_found_with_tta(data_dir):
-    net = MoveNetMultiPose(MODEL, score_threshold=0.03, flip=True, tiles=True)
+    net = MoveNetMultiPose(MODEL, score_threshold=0.03, flip=True, tiles=True)  # the cut person scores ~0.05
     dets = net.detect(_load(data_dir, "bus.jpg"))
     assert all(_found(dets, BUS_PEOPLE + [BUS_CUT], iou=0.4)), [(d.box, d.score) for d in dets]
 
