@@ -13,19 +13,24 @@ colour channel the energy
 
 is minimised for L(p) with the neighbours fixed. The normal equations are
 (D + a aᵀ) L = a I + Σ_q w_q L(q) with D diagonal, so Sherman–Morrison gives the exact solution in
-closed form and the update is vectorised over all pixels and layers (a Jacobi sweep).
+closed form for all layers of a pixel at once.
 
-Coarse to fine, like pymatting: levels grow by about 2× per step from 1 pixel to the full
-resolution. Small levels (≤ ``dense_pixels``) are solved everywhere. Larger levels are solved only
-on the *band*: pixels where no layer is opaque (max_j α_j < 1 − 1e-3); elsewhere the opaque layer's colour is the photo and the other layers keep the upsampled coarse
-fill. At 24 MP with a few people the band is a few percent of the photo, which is what makes the
-full-resolution pass cheap. After the coarsest dense solve, the background behind people
-(α_0 < 0.05) is replaced by an inpainted fill (:mod:`instmatt_app.core.inpaint`), so removing a
-person reveals a plausible background. A final projection step on the band distributes the
-residual I − Σ α_j L_j over the layers in proportion to α_j (the minimum-norm correction), so the
-reconstruction matches the photo to float precision wherever no clipping to [0, 1] is needed.
+Coarse to fine, like pymatting: levels are the full size halved down to 1 pixel. Small levels
+(≤ ``dense_pixels``) are solved everywhere. Larger levels are solved only on the *band*: pixels
+where no layer is opaque (max_j α_j < 1 − 1e-3); elsewhere the opaque layer's colour is the photo
+and the other layers keep the upsampled coarse fill (they have no weight there). At 24 MP with a
+few people the band is a few percent of the photo, which is what makes the full-resolution pass
+cheap. After the last dense level, the background behind people (α_0 < 0.05) is replaced by an
+inpainted fill (:mod:`instmatt_app.core.inpaint`), so removing a person reveals a plausible
+background. A final projection step on the band distributes the residual I − Σ α_j L_j over the
+layers in proportion to α_j (the minimum-norm correction), so the reconstruction matches the
+photo to float precision wherever no clipping to [0, 1] is needed.
 
-numpy + OpenCV only.
+The sweeps run as compiled Gauss–Seidel loops (numba, which pymatting depends on; compiled once
+and cached next to this module). Without numba the same update runs as vectorised numpy Jacobi
+sweeps over the band (slower, and it needs a few more sweeps for the same accuracy).
+
+numpy + OpenCV (+ numba when installed); no Qt, no torch.
 """
 from __future__ import annotations
 
@@ -224,10 +229,166 @@ def _solve_on(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray | 
         Lf[j, idx] = vals[:len(idx)]
 
 
+try:  # numba comes with pymatting; the numpy sweeps below are the fallback
+    from numba import njit
+except ImportError:  # pragma: no cover
+    njit = None
+
+if njit is not None:
+    @njit(cache=True, nogil=True, fastmath=False)
+    def _gs_pixel(L, A, img, y, x, eps, gw, u, av, dv):  # pragma: no cover - compiled
+        K, h, w = A.shape
+        q = 1.0
+        s0 = s1 = s2 = 0.0
+        for j in range(K):
+            aj = A[j, y, x]
+            b0 = aj * img[y, x, 0]
+            b1 = aj * img[y, x, 1]
+            b2 = aj * img[y, x, 2]
+            dj = 0.0
+            for k in range(4):
+                if k == 0:
+                    y2, x2 = y, max(x - 1, 0)
+                elif k == 1:
+                    y2, x2 = y, min(x + 1, w - 1)
+                elif k == 2:
+                    y2, x2 = max(y - 1, 0), x
+                else:
+                    y2, x2 = min(y + 1, h - 1), x
+                wt = eps + gw * abs(aj - A[j, y2, x2])
+                dj += wt
+                b0 += wt * L[j, y2, x2, 0]
+                b1 += wt * L[j, y2, x2, 1]
+                b2 += wt * L[j, y2, x2, 2]
+            u[j, 0] = b0 / dj
+            u[j, 1] = b1 / dj
+            u[j, 2] = b2 / dj
+            av[j] = aj
+            dv[j] = dj
+            q += aj * aj / dj
+            s0 += aj * u[j, 0]
+            s1 += aj * u[j, 1]
+            s2 += aj * u[j, 2]
+        s0 /= q
+        s1 /= q
+        s2 /= q
+        for j in range(K):
+            f = av[j] / dv[j]
+            L[j, y, x, 0] = min(1.0, max(0.0, u[j, 0] - f * s0))
+            L[j, y, x, 1] = min(1.0, max(0.0, u[j, 1] - f * s1))
+            L[j, y, x, 2] = min(1.0, max(0.0, u[j, 2] - f * s2))
+
+    @njit(cache=True, nogil=True)
+    def _gs_sweeps(L, A, img, ys, xs, iterations, eps, gw):  # pragma: no cover - compiled
+        """Gauss–Seidel sweeps of the closed-form update over pixels (ys[i], xs[i]), or over all
+        pixels when ys is empty."""
+        K, h, w = A.shape
+        u = np.empty((K, 3), np.float32)
+        av = np.empty(K, np.float32)
+        dv = np.empty(K, np.float32)
+        for _ in range(iterations):
+            if ys.size == 0:
+                for y in range(h):
+                    for x in range(w):
+                        _gs_pixel(L, A, img, y, x, eps, gw, u, av, dv)
+            else:
+                for i in range(ys.size):
+                    _gs_pixel(L, A, img, ys[i], xs[i], eps, gw, u, av, dv)
+
+    @njit(cache=True, nogil=True)
+    def _bilinear_band(L, coarse, ys, xs):  # pragma: no cover - compiled
+        """L[:, y, x] = bilinear sample of coarse (K, hc, wc, 3) at the band pixels."""
+        K, h, w, _ = L.shape
+        hc, wc = coarse.shape[1], coarse.shape[2]
+        ry, rx = hc / h, wc / w
+        for i in range(ys.size):
+            y, x = ys[i], xs[i]
+            sy = min(max((y + 0.5) * ry - 0.5, 0.0), hc - 1.0)
+            sx = min(max((x + 0.5) * rx - 0.5, 0.0), wc - 1.0)
+            y0, x0 = int(sy), int(sx)
+            y1, x1 = min(y0 + 1, hc - 1), min(x0 + 1, wc - 1)
+            fy, fx = sy - y0, sx - x0
+            for j in range(K):
+                for c in range(3):
+                    top = coarse[j, y0, x0, c] * (1 - fx) + coarse[j, y0, x1, c] * fx
+                    bot = coarse[j, y1, x0, c] * (1 - fx) + coarse[j, y1, x1, c] * fx
+                    L[j, y, x, c] = top * (1 - fy) + bot * fy
+
+
+    @njit(cache=True, nogil=True)
+    def _upsample_level(out, coarse, A, img, thr):  # pragma: no cover - compiled
+        """out (K, h, w, 3) = nearest upsampling of coarse (K, hc, wc, 3), except that a layer
+        whose weight is ≥ thr (opaque) takes the photo's colour there."""
+        K, h, w, _ = out.shape
+        hc, wc = coarse.shape[1], coarse.shape[2]
+        for y in range(h):
+            yc = min(hc - 1, y * hc // h)
+            for x in range(w):
+                xc = min(wc - 1, x * wc // w)
+                for j in range(K):
+                    if A[j, y, x] >= thr:
+                        out[j, y, x, 0] = img[y, x, 0]
+                        out[j, y, x, 1] = img[y, x, 1]
+                        out[j, y, x, 2] = img[y, x, 2]
+                    else:
+                        out[j, y, x, 0] = coarse[j, yc, xc, 0]
+                        out[j, y, x, 1] = coarse[j, yc, xc, 1]
+                        out[j, y, x, 2] = coarse[j, yc, xc, 2]
+
+    @njit(cache=True, nogil=True)
+    def _project_band(L, A, img, ys, xs, steps, tol):  # pragma: no cover - compiled
+        """Minimum-norm correction of the residual I − Σ α_j L_j on the band pixels."""
+        K = A.shape[0]
+        for i in range(ys.size):
+            y, x = ys[i], xs[i]
+            norm = 0.0
+            for j in range(K):
+                norm += A[j, y, x] * A[j, y, x]
+            if norm < 1e-12:
+                continue
+            for _ in range(steps):
+                r0 = img[y, x, 0]
+                r1 = img[y, x, 1]
+                r2 = img[y, x, 2]
+                for j in range(K):
+                    a = A[j, y, x]
+                    r0 -= a * L[j, y, x, 0]
+                    r1 -= a * L[j, y, x, 1]
+                    r2 -= a * L[j, y, x, 2]
+                if abs(r0) <= tol and abs(r1) <= tol and abs(r2) <= tol:
+                    break
+                for j in range(K):
+                    f = A[j, y, x] / norm
+                    L[j, y, x, 0] = min(1.0, max(0.0, L[j, y, x, 0] + f * r0))
+                    L[j, y, x, 1] = min(1.0, max(0.0, L[j, y, x, 1] + f * r1))
+                    L[j, y, x, 2] = min(1.0, max(0.0, L[j, y, x, 2] + f * r2))
+
+
+def _solve_level(L, A, img, band, iterations, eps, gw, coarse=None) -> None:
+    """One level's sweeps: compiled Gauss–Seidel when numba is there, else numpy Jacobi."""
+    if njit is None:
+        _solve_on(L, A, img, band, iterations, eps, gw, coarse=coarse)
+        return
+    if band is None:
+        ys = xs = np.zeros(0, np.int32)
+    else:
+        ys, xs = np.nonzero(band)
+        ys, xs = ys.astype(np.int32), xs.astype(np.int32)
+        if ys.size == 0:
+            return
+        if coarse is not None:
+            _bilinear_band(L, coarse, ys, xs)
+    _gs_sweeps(L, A, img, ys, xs, iterations, np.float32(eps), np.float32(gw))
+
+
 def _project(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray, steps: int = 3,
              tol: float = 0.1 / 255) -> None:
     """Add the residual I − Σ α_j L_j to the layers in proportion to α_j (min-norm), on the band
     pixels whose residual exceeds ``tol``."""
+    if njit is not None:
+        ys, xs = np.nonzero(band)
+        _project_band(L, A, img, ys.astype(np.int32), xs.astype(np.int32), steps, np.float32(tol))
+        return
     K = A.shape[0]
     idx = np.flatnonzero(band)
     if idx.size == 0:
@@ -323,11 +484,16 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
         # upsample the previous level's layers (bilinear; on band levels nearest everywhere and
         # bilinear only on the band, where the values matter)
         dense = h * w <= dense_pixels
+        opaque_done = False
         if L.shape[1:3] != (h, w):
             up = np.empty((K, h, w, 3), np.float32)
-            for j in range(K):
-                cv2.resize(L[j], (w, h), dst=up[j],
-                           interpolation=cv2.INTER_LINEAR if dense else cv2.INTER_NEAREST)
+            if not dense and njit is not None:
+                _upsample_level(up, L, A, lvl_img, np.float32(1.0 - OPAQUE_TOL))
+                opaque_done = True
+            else:
+                for j in range(K):
+                    cv2.resize(L[j], (w, h), dst=up[j],
+                               interpolation=cv2.INTER_LINEAR if dense else cv2.INTER_NEAREST)
             prev, L = L, up
             del up
         else:
@@ -335,15 +501,16 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
         small = h <= small_size and w <= small_size
         iters = small_iterations if small else (full_iterations if full else big_iterations)
         if dense:
-            _solve_on(L, A, lvl_img, None, iters, regularization, gradient_weight)
+            _solve_level(L, A, lvl_img, None, iters, regularization, gradient_weight)
         else:
             amax = A.max(axis=0)
             band = amax < 1.0 - OPAQUE_TOL
             band_frac = band.mean()
             del amax
-            for j in range(K):
-                np.copyto(L[j], lvl_img, where=(A[j] >= 1.0 - OPAQUE_TOL)[..., None])
-            _solve_on(L, A, lvl_img, band, iters, regularization, gradient_weight, coarse=prev)
+            if not opaque_done:
+                for j in range(K):
+                    np.copyto(L[j], lvl_img, where=(A[j] >= 1.0 - OPAQUE_TOL)[..., None])
+            _solve_level(L, A, lvl_img, band, iters, regularization, gradient_weight, coarse=prev)
             del prev
             if full:
                 _project(L, A, lvl_img, band)

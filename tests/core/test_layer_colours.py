@@ -144,3 +144,19 @@ def test_normalise_alphas_caps_the_sum():
     a = np.array([[[0.8]], [[0.6]]], np.float32)
     n = normalise_alphas(a)
     assert n.sum() == pytest.approx(1.0, abs=1e-6) and n[0, 0, 0] > n[1, 0, 0]
+
+
+def test_numpy_fallback_matches_compiled_solver(data_dir, monkeypatch):
+    """Without numba the numpy Jacobi sweeps run; both reach the same decomposition."""
+    import instmatt_app.core.layer_colours as lc
+    _, img, alphas = _composite(data_dir, "dev_0003")
+    img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    alphas = np.stack([cv2.resize(a, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_AREA) for a in alphas])
+    fast = estimate_layer_colours(img, alphas, dense_pixels=10_000)
+    monkeypatch.setattr(lc, "njit", None)
+    slow = estimate_layer_colours(img, alphas, dense_pixels=10_000)
+    weighted = alphas.sum(axis=0) > 0
+    assert np.abs(reconstruct(alphas, slow.layers, slow.background) - img).mean(axis=2)[weighted].mean() <= 1 / 255
+    for i, a in enumerate(alphas):
+        seen = a > 0.05
+        assert np.abs(fast.layers[i][seen] - slow.layers[i][seen]).mean() < 3 / 255
