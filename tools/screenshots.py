@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     def shot(name: str, widget=None) -> None:
         pump()
         path = out / f"{name}.png"
-        (widget or win).grab().save(str(path))
+        (widget or win).grab().save(str(path), "PNG", 0)  # 0 = smallest file
         print("saved", path)
 
     shot("00_start")

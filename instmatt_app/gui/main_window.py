@@ -332,18 +332,24 @@ class MainWindow(QMainWindow):
         self.layers = LayersPanel()
         self.recolour = RecolourPanel()
         self.refine_panel = RefinePanel()
+        from instmatt_app.gui.background_panel import BackgroundPanel
+
+        self.background_panel = BackgroundPanel()
         self.refine_panel.set_mode(self.settings.get("refine") if self.settings.get("refine") == "cycle"
                                    else "parallel")
         self.docks = []
         for title, w, name in (("Layers", self.layers, "layers_dock"), ("Recolour", self.recolour, "recolour_dock"),
-                               ("Refinement", self.refine_panel, "refine_dock")):
+                               ("Refinement", self.refine_panel, "refine_dock"),
+                               ("Background", self.background_panel, "background_dock")):
             d = QDockWidget(title, self)
             d.setObjectName(name)
             d.setWidget(w)
             d.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
             self.addDockWidget(Qt.RightDockWidgetArea, d)
             self.docks.append(d)
-        self.resizeDocks(self.docks, [420, 250, 300], Qt.Vertical)
+        self.tabifyDockWidget(self.docks[2], self.docks[3])
+        self.docks[2].raise_()
+        self.resizeDocks(self.docks[:3], [420, 250, 300], Qt.Vertical)
         self.resizeDocks([self.docks[0]], [330], Qt.Horizontal)
         self.layers.selected.connect(lambda lid: self.select_person(None if lid < 0 else lid))
         self.layers.renamed.connect(lambda lid, name: self._do("rename", lid, name))
@@ -360,6 +366,10 @@ class MainWindow(QMainWindow):
         self.refine_panel.runRequested.connect(self.run_refinement)
         self.refine_panel.heatmapToggled.connect(self._toggle_heatmap)
         self.refine_panel.modeChanged.connect(lambda _m: self._schedule_render())
+        self.refine_panel.pickOrderToggled.connect(lambda _on: setattr(self, "_picked", []))
+        self.background_panel.modeChosen.connect(self.set_background_mode)
+        self.background_panel.blurChosen.connect(lambda r: self._do("set_background", "blurred", None, r))
+        self.background_panel.imageRequested.connect(self.choose_background_image)
 
         # status bar
         sb = self.statusBar()
@@ -531,6 +541,7 @@ class MainWindow(QMainWindow):
         self._dirty = False
         self._refresh_layers()
         self._refresh_order()
+        self._sync_background()
         self.select_person(live[-1].id if live else None)
         self.canvas.set_image(self._render_view(), keep_view=True)
         self._update_actions()
@@ -557,6 +568,7 @@ class MainWindow(QMainWindow):
             self._refresh_layers()
             self._refresh_order()
             self._sync_recolour()
+            self._sync_background()
             self._schedule_render()
         self._update_actions()
         self._update_title()
@@ -752,16 +764,14 @@ class MainWindow(QMainWindow):
         self.select_person(lid)
 
     def pick_order(self, layer_id: int) -> None:
-        """Cycle order by clicking: each click moves that person to the next position."""
-        picked = getattr(self, "_picked", [])
-        if layer_id in picked or not picked:
-            picked = [] if layer_id in picked or not picked else picked
-        picked = [i for i in picked if i != layer_id] + [layer_id]
+        """Cycle order by clicking: the first click is refined first, the next second, and so on.
+        Clicking someone already picked (or clicking after everyone was picked) starts again."""
+        picked = list(getattr(self, "_picked", []))
+        if layer_id in picked or len(picked) >= len(self.live_layers()):
+            picked = []
+        picked.append(layer_id)
         self._picked = picked
-        rest = [i for i in self.cycle_order if i not in picked]
-        self._set_cycle_order(picked + rest)
-        if len(picked) >= len(self.live_layers()):
-            self._picked = []
+        self._set_cycle_order(picked + [i for i in self.cycle_order if i not in picked])
 
     def _set_cycle_order(self, ids: list[int]) -> None:
         self.cycle_order = list(ids)
@@ -809,7 +819,7 @@ class MainWindow(QMainWindow):
                                            f"(bright = where the mattes differ)")
             return img
         if self.view == "composite":
-            return render.to_uint8(self.doc.composite())
+            return self._composite_view()
         if self.view == "people":
             live = [la for la in self.live_layers() if la.visible]
             alphas = np.stack([la.alpha for la in live]) if live else np.zeros((0,) + self.image.shape[:2], np.float32)
@@ -819,12 +829,19 @@ class MainWindow(QMainWindow):
                 live = [la for la in self.live_layers() if la.visible]
                 total = np.sum([la.alpha for la in live], axis=0) if live else np.zeros(self.image.shape[:2])
                 return render.alpha_grey(np.clip(total, 0, 1))
-            return render.to_uint8(self.doc.composite())
+            return self._composite_view()
         if self.view == "person":
             return render.person_rgba(self._colour_of(sel), sel.alpha if not sel.removed else sel.alpha * 0)
         if self.view == "alpha":
             return render.alpha_grey(sel.alpha)
         return render.trimatte_rgb(self._trimatte_of(sel))
+
+    def _composite_view(self) -> np.ndarray:
+        """The recomposited photo; with a transparent background, RGBA over the checkerboard."""
+        if self.doc.background.mode == "transparent":
+            rgba = self.doc.composite_rgba()
+            return render.person_rgba(rgba[..., :3], rgba[..., 3])
+        return render.to_uint8(self.doc.composite())
 
     def refresh_canvas(self) -> None:
         try:
@@ -1355,6 +1372,39 @@ class MainWindow(QMainWindow):
                 p.unlink()
             except OSError:
                 pass
+
+    # ================================================================== background
+    def set_background_mode(self, mode: str) -> None:
+        if self.doc is None:
+            return
+        if mode == "replaced" and self.doc.background.image is None:
+            self.choose_background_image()
+            return
+        self._do("set_background", mode)
+
+    def choose_background_image(self, path: str | None = None) -> bool:
+        """Replace the background by a photo (any size; resized to the photo)."""
+        if self.doc is None:
+            return False
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a background photo", "", IMAGE_FILTER)
+            if not path:
+                self._sync_background()
+                return False
+        from instmatt_app.io.image_io import ImageLoadError, load_image
+
+        try:
+            img = load_image(path)
+        except ImageLoadError as exc:
+            self.show_error(str(exc))
+            self._sync_background()
+            return False
+        return self._do("set_background", "replaced", img)
+
+    def _sync_background(self) -> None:
+        if self.doc is not None:
+            bg = self.doc.background
+            self.background_panel.set_state(bg.mode, bg.blur_radius)
 
     # ================================================================== misc
     def toggle_panels(self) -> None:

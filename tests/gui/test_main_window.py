@@ -259,3 +259,89 @@ def test_no_people_found_is_a_clear_message(make_window, data_dir, qtbot):
         pytest.skip("the detector found someone in the background photo")
     assert win.banner.isVisible() and "No people found" in win.banner.text.text()
     assert win.doc is not None
+
+
+def test_background_modes(window, data_dir, qtbot):
+    la = window.doc.layers[0]
+    window.select_person(la.id)
+    window.set_view("composite")
+    window.set_background_mode("transparent")
+    img = window._render_view()
+    assert img.shape[2] == 4
+    corner = img[5, 5]
+    assert corner[3] == 0  # background pixel: transparent, the checkerboard shows
+    x, y = _inside(window, la.id)
+    assert img[int(y), int(x), 3] == 255
+    assert window.background_panel.mode.currentData() == "transparent"
+    bg = sorted((data_dir / "coco_backgrounds" / "images").glob("*.jpg"))[1]
+    assert window.choose_background_image(str(bg))
+    assert window.doc.background.mode == "replaced"
+    img = window._render_view()
+    assert img.shape[2] == 3 and np.abs(img[5, 5].astype(int) - window.image[5, 5].astype(int)).max() > 0
+    window.undo()
+    window.undo()
+    assert window.doc.background.mode == "original"
+    assert window.background_panel.mode.currentData() == "original"
+
+
+def test_drop_a_file_and_recent_files(make_window, photo_path, tmp_path, qtbot):
+    from PySide6.QtCore import QMimeData, QUrl, QPointF
+    from PySide6.QtGui import QDropEvent
+
+    win = make_window()
+    bad = tmp_path / "dropped.png"
+    bad.write_bytes(b"not a png")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(bad))])
+    ev = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    win.canvas.dropEvent(ev)
+    assert win.banner.isVisible() and "dropped.png" in win.banner.text.text()
+    win.settings.add_recent(photo_path)
+    win._fill_recent_menu()
+    names = [a.text() for a in win.recent_menu.actions()]
+    assert photo_path.name in names
+
+
+def test_pan_with_middle_button_and_space_drag(window, qtbot):
+    c = window.canvas
+    before = c.to_image(QPointF(400, 300))
+    qtbot.mousePress(c, Qt.MiddleButton, pos=QPoint(400, 300))
+    qtbot.mouseMove(c, pos=QPoint(450, 330))
+    qtbot.mouseRelease(c, Qt.MiddleButton, pos=QPoint(450, 330))
+    after = c.to_image(QPointF(450, 330))
+    assert abs(after.x() - before.x()) < 1 and abs(after.y() - before.y()) < 1
+    c.setFocus()
+    qtbot.keyPress(c, Qt.Key_Space)
+    n = len(window.doc.history)
+    window.set_tool("brush")
+    before = c.to_image(QPointF(300, 300))
+    qtbot.mousePress(c, Qt.LeftButton, pos=QPoint(300, 300))
+    qtbot.mouseMove(c, pos=QPoint(260, 280))
+    qtbot.mouseRelease(c, Qt.LeftButton, pos=QPoint(260, 280))
+    qtbot.keyRelease(c, Qt.Key_Space)
+    after = c.to_image(QPointF(260, 280))
+    assert abs(after.x() - before.x()) < 1 and abs(after.y() - before.y()) < 1
+    assert len(window.doc.history) == n  # panning painted nothing
+
+
+def test_failures_show_clear_messages(make_window, photo_path, qtbot, window):
+    # GPU out of memory in a background job: a message, the app keeps its document
+    def oom(progress, cancelled):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    doc = window.doc
+    with qtbot.waitSignal(window.taskFinished, timeout=10_000):
+        window._start_task("x", oom, lambda out: None, "Re-matting")
+    assert window.banner.level == "error" and "Out of memory" in window.banner.text.text()
+    assert window.doc is doc
+    # a model that is missing: the Mask R-CNN detector without user weights
+    from instmatt_app.gui.main_window import MainWindow
+    from instmatt_app.pipeline import Engine, EngineConfig
+    from instmatt_app.model_manager import user_model
+
+    if user_model("maskrcnn") is not None:
+        pytest.skip("Mask R-CNN weights are installed on this machine")
+    win = make_window()
+    win._engine_factory = lambda device: Engine(EngineConfig(device="cpu", detector="maskrcnn"))
+    with qtbot.waitSignal(win.taskFinished, timeout=60_000):
+        win.open_path(photo_path)
+    assert win.banner.level == "error" and "instmatt models add maskrcnn" in win.banner.text.text()
