@@ -82,4 +82,4 @@ class CenterNetPersons:
         if self.flip:
             mirrored = flip_boxes(self._run(np.ascontiguousarray(image[:, ::-1])), image.shape[1])
             dets = merge_person_boxes([dets, mirrored], self.nms_iou)
-        return [d._replace(source=self.name) for d in sorted(dets, key=lambda d: -d.score)]
+        return [d.replace(source=self.name) for d in sorted(dets, key=lambda d: -d.score)]

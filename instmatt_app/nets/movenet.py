@@ -106,11 +106,11 @@ class MoveNetMultiPose:
                     kp = d.keypoints.copy()
                     kp[:, 0] += tx0
                     kp[:, 1] += ty0
-                    dets.append(d._replace(box=(bx0 + tx0, by0 + ty0, bx1 + tx0, by1 + ty0), keypoints=kp))
+                    dets.append(d.replace(box=(bx0 + tx0, by0 + ty0, bx1 + tx0, by1 + ty0), keypoints=kp))
                 passes.append(dets)
         min_area = self.min_box_area * h * w
         passes = [[d for d in p if d.score >= self.score_threshold and
                    (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) >= min_area] for p in passes]
         merged = passes[0] if len(passes) == 1 else merge_person_boxes(passes, self.nms_iou)
-        return [d._replace(source=self.name) for d in sorted(merged, key=lambda d: -d.score)]
+        return [d.replace(source=self.name) for d in sorted(merged, key=lambda d: -d.score)]
 

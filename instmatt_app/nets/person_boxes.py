@@ -6,6 +6,8 @@ All boxes are (x0, y0, x1, y1) float pixel coordinates in the photo (x1, y1 excl
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
 import cv2
@@ -15,18 +17,26 @@ __all__ = ["PersonBox", "Letterbox", "check_rgb_image", "letterbox", "box_iou", 
            "flip_boxes", "fuse_person_boxes", "FusedPersonDetector"]
 
 
-class PersonBox(NamedTuple):
-    """One person found by a box detector; unpacks as ``box, score, keypoints``.
+@dataclass(frozen=True)
+class PersonBox:
+    """One person found by a box detector; unpacks as ``box, score, keypoints`` (three values).
 
     box: (x0, y0, x1, y1) floats in photo pixels. score: detector confidence in [0, 1].
     keypoints: (17, 3) float32 COCO-order (x, y, score) in photo pixels, or None (box-only detectors).
-    source: name of the detector (or "a+b" when several agreed on the box).
+    source: name of the detector ("movenet-multipose", "centernet"), or "movenet+centernet" when both found it.
     """
 
     box: tuple[float, float, float, float]
     score: float
     keypoints: np.ndarray | None = None
     source: str = ""
+
+    def __iter__(self):
+        return iter((self.box, self.score, self.keypoints))
+
+    def replace(self, **changes) -> "PersonBox":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
 
 
 class Letterbox(NamedTuple):
@@ -103,7 +113,7 @@ def flip_boxes(dets: Iterable[PersonBox], width: int) -> list[PersonBox]:
         if d.keypoints is not None:
             kp = d.keypoints[swap].copy()
             kp[:, 0] = width - kp[:, 0]
-        out.append(d._replace(box=(width - x1, y0, width - x0, y1), keypoints=kp))
+        out.append(d.replace(box=(width - x1, y0, width - x0, y1), keypoints=kp))
     return out
 
 
@@ -137,7 +147,7 @@ def merge_person_boxes(groups: Sequence[Sequence[PersonBox]], iou: float = 0.5) 
             for s in dets[j].source.split("+"):
                 if s and s not in sources:
                     sources.append(s)
-        out.append(best._replace(keypoints=kp, source="+".join(sources)))
+        out.append(best.replace(keypoints=kp, source="+".join(sources)))
     return out
 
 

@@ -63,3 +63,10 @@ def test_fused_detector_finds_the_known_people(data_dir, name, expected):
     assert (ious.max(axis=1) >= 0.5).all(), [(d.box, d.score, d.source) for d in dets]
     assert len(dets) <= len(expected) + 2
     assert all(0 <= d.score <= 1 for d in dets)
+
+
+def test_person_box_unpacks_as_box_score_keypoints():
+    """The default detector iterates ``for box, score, kps in net.detect(image)``."""
+    kp = np.zeros((17, 3), np.float32)
+    box, score, kps = PersonBox((1.0, 2.0, 3.0, 4.0), 0.5, kp, "movenet-multipose")
+    assert box == (1.0, 2.0, 3.0, 4.0) and score == 0.5 and kps is kp
