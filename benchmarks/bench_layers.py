@@ -5,6 +5,7 @@ The photo is a synthetic HIM2K-style composite of ../shared/data/synthetic (4 pe
 wide, like a real 24 MP matte's hair. Prints seconds per stage and the peak resident memory.
 
     python benchmarks/bench_layers.py [--name dev_0002] [--width 6000] [--height 4000] [--skip-psd]
+                                      [--bit-depth 8|16] [--alpha-as transparency|mask]
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ def main() -> int:
     ap.add_argument("--height", type=int, default=4000)
     ap.add_argument("--skip-psd", action="store_true")
     ap.add_argument("--bit-depth", type=int, default=8, choices=(8, 16))
+    ap.add_argument("--alpha-as", default="transparency", choices=("transparency", "mask"))
     args = ap.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
@@ -81,10 +83,10 @@ def main() -> int:
             t, c = time.perf_counter(), time.process_time()
             write_layered_psd(out, img8, alphas, res.layers, res.background,
                               names=[f"Person {i + 1}" for i in range(len(alphas))],
-                              bit_depth=args.bit_depth)
+                              bit_depth=args.bit_depth, alpha_as=args.alpha_as)
             t_psd, c_psd = time.perf_counter() - t, time.process_time() - c
             size = out.stat().st_size / 1e6
-        print(f"PSD export ({args.bit_depth}-bit): {t_psd:.2f} s wall, {c_psd:.2f} s CPU, {size:.0f} MB, "
+        print(f"PSD export ({args.bit_depth}-bit, alpha as {args.alpha_as}): {t_psd:.2f} s wall, {c_psd:.2f} s CPU, {size:.0f} MB, "
               f"peak RSS {peak_rss_gb():.2f} GB")
     return 0
 
