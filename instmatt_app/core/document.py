@@ -16,6 +16,7 @@ API
     doc.layer(id)             the layer with that id (KeyError with a clear message otherwise)
     doc.background            BackgroundSettings(mode, image, blur_radius); mode is "original" |
                               "replaced" | "blurred" | "transparent"
+    doc.background_mode / background_replacement / background_blur_radius   (read-only views)
     doc.composite()           (H, W, 3) float32 in [0, 1]
     doc.composite_rgba()      (H, W, 4) float32: colour and coverage (for "transparent")
     doc.ensure_colours()      estimate / refresh the colour layers now (otherwise lazily)
@@ -154,6 +155,8 @@ class Document:
         self._colours_valid = False
         self._dirty: list[tuple[int, int, int, int]] = []
         self._subscribers: list[Callable[[Event], None]] = []
+        self._alpha_version = 0          # bumped whenever an alpha or the set of people changes
+        self._stack_cache: tuple | None = None
         self._ids = itertools.count(1)
         self.history = History(self, self._emit)
         for layer in layers or []:
@@ -213,6 +216,21 @@ class Document:
             if layer.id == layer_id:
                 return layer
         raise KeyError(f"no layer with id {layer_id} (ids: {[l.id for l in self._layers]})")
+
+    @property
+    def background_mode(self) -> str:
+        """"original" | "replaced" | "blurred" | "transparent" (change it with set_background)."""
+        return self.background.mode
+
+    @property
+    def background_replacement(self) -> np.ndarray | None:
+        """The replacement image (h, w, 3) uint8 of the "replaced" mode, if one was set."""
+        return self.background.image
+
+    @property
+    def background_blur_radius(self) -> float:
+        """Gaussian sigma in pixels of the "blurred" mode."""
+        return self.background.blur_radius
 
     # ----------------------------------------------------------------- events
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
@@ -288,6 +306,7 @@ class Document:
         self._layers = [by_id[i] for i in ids]
 
     def _alpha_changed(self, layer_id: int, box) -> list[Event]:
+        self._alpha_version += 1
         self._mark_dirty(box)
         y0, y1, x0, x1 = box
         ids = tuple(l.id for l in self._layers
@@ -295,6 +314,7 @@ class Document:
         return [Event("changed", ids, box)]
 
     def _insert_layer(self, layer: PersonLayer) -> list[Event]:
+        self._alpha_version += 1
         self._layers.append(layer)
         self.photo_order.append(layer.id)
         if self._colours_valid and layer.colour is None:
@@ -305,6 +325,7 @@ class Document:
         return [Event("layers", (layer.id,)), Event("changed", (layer.id,), box)]
 
     def _delete_layer(self, layer_id: int) -> list[Event]:
+        self._alpha_version += 1
         layer = self.layer(layer_id)
         self._layers.remove(layer)
         self.photo_order.remove(layer_id)
@@ -318,6 +339,7 @@ class Document:
                 list(self._dirty))
 
     def _set_people_state(self, state) -> list[Event]:
+        self._alpha_version += 1
         old_ids = tuple(l.id for l in self._layers)
         if len(state) == 2:  # new people: colours must be estimated again
             self._layers, self.photo_order = list(state[0]), list(state[1])
@@ -385,10 +407,14 @@ class Document:
     def layer_alphas(self, ids: list[int] | None = None) -> np.ndarray:
         """Stacking alphas α_i (inverse of Eq. 14 in photo order) of the given layers.
 
-        ids: layer ids (default: all layers in z-order). Returns (k, H, W) float32 in [0, 1].
+        ids: layer ids (default: all layers in z-order). Returns (k, H, W) float32 in [0, 1],
+        read-only (the last result is cached until an alpha or the set of people changes).
         Stacking these back to front in photo order reproduces the visible alphas exactly.
         """
         ids = [l.id for l in self._layers] if ids is None else list(ids)
+        key = (self._alpha_version, tuple(self.photo_order), tuple(ids))
+        if self._stack_cache is not None and self._stack_cache[0] == key:
+            return self._stack_cache[1]
         H, W = self.shape
         by_id = {l.id: l for l in self._layers}
         total = np.zeros((H, W), np.float32)
@@ -403,7 +429,10 @@ class Document:
                 t = 1.0 - front
                 out[lid] = np.where(t > 1e-6, np.clip(vis / np.maximum(t, 1e-6), 0.0, 1.0), 0.0).astype(np.float32)
             front += vis
-        return np.stack([out[i] for i in ids]) if ids else np.zeros((0, H, W), np.float32)
+        result = np.stack([out[i] for i in ids]) if ids else np.zeros((0, H, W), np.float32)
+        result.setflags(write=False)     # cached: callers must not modify it
+        self._stack_cache = (key, result)
+        return result
 
     def shown_weights(self) -> tuple[list[PersonLayer], np.ndarray]:
         """The shown layers (z-order) and their composite weights w_i, (k, H, W) float32."""

@@ -183,7 +183,7 @@ def test_background_modes(doc):
         comp = d.composite()
         assert np.allclose(comp[empty], [0, 200 / 255, 0], atol=1e-5)
         assert np.abs(comp[people] - before[people]).max() < 2e-3   # α_0 ≤ 0.001 there
-        assert d.background.mode == "replaced"
+        assert d.background.mode == d.background_mode == "replaced"
     doc.set_background("replaced", image=green)
     check_undo_redo(doc, before, replaced)
 
