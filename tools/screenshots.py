@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         loop.exec()
 
     def shot(name: str, widget=None) -> None:
+        win.wait_for_render()
         pump()
         path = out / f"{name}.png"
         (widget or win).grab().save(str(path), "PNG", 0)  # 0 = smallest file

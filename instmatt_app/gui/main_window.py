@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+import threading
+
+from PySide6.QtCore import QPointF, QThreadPool, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QLabel, QMainWindow, QMenu, QProgressBar, QPushButton, QSlider, QSpinBox,
@@ -115,9 +117,16 @@ class MainWindow(QMainWindow):
         self._dirty = False
         self._autosave_dirty = False
         self.last_export: list[Path] = []
+        # the document is read by background renders / exports and edited on the GUI thread
+        self.doc_lock = threading.RLock()
+        self._heat_mean: float | None = None
         self._build_ui()
         self._render_timer = QTimer(self, singleShot=True, interval=0)
-        self._render_timer.timeout.connect(self.refresh_canvas)
+        self._render_timer.timeout.connect(self._start_render)
+        self._render_pool = QThreadPool(self)
+        self._render_pool.setMaxThreadCount(1)
+        self._render_task: Task | None = None
+        self._render_again = False
         self._autosave_timer = QTimer(self)
         self._autosave_timer.timeout.connect(self.autosave)
         self._apply_autosave_interval()
@@ -508,12 +517,12 @@ class MainWindow(QMainWindow):
         """Run one document command (one undo step); a refusal (locked layer, ...) is shown, not raised."""
         if self.doc is None:
             return False
-        if self._busy() and self.task.name in ("export", "save"):
-            self.show_info("Please wait until the export has finished.", "warning")
+        if self._exporting():
             self._refresh_layers()
             return False
         try:
-            getattr(self.doc, command)(*args)
+            with self.doc_lock:
+                getattr(self.doc, command)(*args)
         except Exception as exc:  # noqa: BLE001 - e.g. LockedLayerError: shown in the window
             self.show_error(_friendly_error(exc))
             self._refresh_layers()
@@ -814,9 +823,7 @@ class MainWindow(QMainWindow):
             ids = [lid for lid in self.parallel_alphas if self.layer(lid) is not None]
             cur = np.stack([self.layer(i).alpha for i in ids]) if ids else np.zeros((0,) + self.image.shape[:2])
             ref = np.stack([self.parallel_alphas[i] for i in ids]) if ids else cur
-            img, mean = render.difference_heatmap(self.image, cur, ref)
-            self.refine_panel.info.setText(f"Mean |Δα| vs parallel: {mean:.4f} per pixel "
-                                           f"(bright = where the mattes differ)")
+            img, self._heat_mean = render.difference_heatmap(self.image, cur, ref)
             return img
         if self.view == "composite":
             return self._composite_view()
@@ -844,13 +851,67 @@ class MainWindow(QMainWindow):
         return render.to_uint8(self.doc.composite())
 
     def refresh_canvas(self) -> None:
+        """Draw the current view now, on the GUI thread (scripts, tests, screenshots)."""
         try:
-            img = self._render_view()
+            with self.doc_lock:
+                img = self._render_view()
         except Exception as exc:  # noqa: BLE001
             self.show_error(f"Could not draw the view: {_friendly_error(exc)}")
             return
+        self._show_rendered(img)
+
+    def _start_render(self) -> None:
+        """Draw the current view on the render thread; the canvas stays interactive meanwhile.
+
+        Colour layers touched by an edit are re-estimated here (up to a second after a long
+        stroke), so the GUI thread never waits for them; renders never overlap, and one that
+        was asked for while another ran follows it.
+        """
+        if self._render_task is not None and self._render_task.running:
+            self._render_again = True
+            return
+        self._render_again = False
+        doc = self.doc
+
+        def work(progress, cancelled):
+            with self.doc_lock:
+                return doc, self._render_view()
+
+        def finished(out) -> None:
+            d, img = out
+            if d is self.doc:
+                self._show_rendered(img)
+            else:
+                self._render_again = True
+
+        def done() -> None:
+            if self._render_again:
+                self._render_timer.start()
+
+        task = Task(work, "render")
+        task.signals.finished.connect(finished)
+        task.signals.failed.connect(lambda exc, tb: self.show_error(f"Could not draw the view: {_friendly_error(exc)}"))
+        task.signals.done.connect(done)
+        self._render_task = task.start(self._render_pool)
+
+    def wait_for_render(self, timeout_ms: int = 30_000) -> None:
+        """Block until pending renders are on screen (scripts and tests)."""
+        from PySide6.QtCore import QCoreApplication, QElapsedTimer
+
+        t = QElapsedTimer()
+        t.start()
+        while (self._render_timer.isActive() or self._render_again or
+               (self._render_task is not None and self._render_task.running)) and t.elapsed() < timeout_ms:
+            QCoreApplication.processEvents()
+            self._render_pool.waitForDone(10)
+        QCoreApplication.processEvents()
+
+    def _show_rendered(self, img) -> None:
         self.canvas.set_image(img)
         self._update_badges()
+        if self.show_heatmap and self.parallel_alphas and self._heat_mean is not None:
+            self.refine_panel.info.setText(f"Mean |Δα| vs parallel: {self._heat_mean:.4f} per pixel "
+                                           f"(bright = where the mattes differ)")
 
     def _centroid(self, layer) -> tuple[float, float]:
         c = self._centroids.get(layer.id)
@@ -879,6 +940,17 @@ class MainWindow(QMainWindow):
         self.canvas.badges = badges
         self.canvas.update()
 
+    def _thumbnail(self, layer) -> np.ndarray:
+        """(46, 46, 4) uint8: the person's colour layer (as far as estimated) with its adjustments."""
+        from instmatt_app.core.adjustments import apply_adjustments
+
+        colour = layer.colour if layer.colour is not None else self.image
+        th = render.thumbnail_rgba(colour, layer.alpha, None, 46)
+        if not layer.adjustments.is_identity:
+            rgb = apply_adjustments(th[..., :3].astype(np.float32) / 255.0, layer.adjustments)
+            th[..., :3] = render.to_uint8(rgb)
+        return th
+
     def _refresh_layers(self) -> None:
         if self.doc is None:
             self.layers.set_layers([], None)
@@ -887,7 +959,7 @@ class MainWindow(QMainWindow):
         for la in self.doc.layers:
             th = self._thumbs.get(la.id)
             if th is None:
-                th = render.thumbnail_rgba(self._colour_of(la), la.alpha, None, 46)
+                th = self._thumbnail(la)
                 self._thumbs[la.id] = th
             sub = "removed" if la.removed else ("hidden" if not la.visible else "")
             adj = getattr(la, "adjustments", None)
@@ -920,12 +992,20 @@ class MainWindow(QMainWindow):
             self._do("restore", la.id)
 
     def undo(self) -> None:
-        if self.doc is not None and self.doc.history.can_undo:
-            self.doc.history.undo()
+        if self.doc is not None and self.doc.history.can_undo and not self._exporting():
+            with self.doc_lock:
+                self.doc.history.undo()
 
     def redo(self) -> None:
-        if self.doc is not None and self.doc.history.can_redo:
-            self.doc.history.redo()
+        if self.doc is not None and self.doc.history.can_redo and not self._exporting():
+            with self.doc_lock:
+                self.doc.history.redo()
+
+    def _exporting(self) -> bool:
+        if self._busy() and self.task.name in ("export", "save"):
+            self.show_info("Please wait until the export has finished.", "warning")
+            return True
+        return False
 
     # ================================================================== recolour
     def _sync_recolour(self) -> None:
@@ -950,7 +1030,8 @@ class MainWindow(QMainWindow):
             return
         if self._preview_adjust is None or self._preview_adjust[0] != la.id:
             self._preview_adjust = (la.id, la.adjustments)
-        la.adjustments = self._adjustments(values)  # preview only; restored before the real command
+        with self.doc_lock:
+            la.adjustments = self._adjustments(values)  # preview only; restored before the real command
         self._schedule_render()
 
     def _recolour_commit(self, values: dict) -> None:
@@ -958,7 +1039,8 @@ class MainWindow(QMainWindow):
         if la is None:
             return
         if self._preview_adjust is not None and self._preview_adjust[0] == la.id:
-            la.adjustments = self._preview_adjust[1]
+            with self.doc_lock:
+                la.adjustments = self._preview_adjust[1]
             self._preview_adjust = None
         new = self._adjustments(values)
         if _adjust_values(new) != _adjust_values(la.adjustments):
@@ -1122,7 +1204,8 @@ class MainWindow(QMainWindow):
 
         def done(new_result) -> None:
             self.result = new_result
-            set_alphas(self.doc, {la.id: new_result.instances[k].alpha}, f"Re-matte {la.name}")
+            with self.doc_lock:
+                set_alphas(self.doc, {la.id: new_result.instances[k].alpha}, f"Re-matte {la.name}")
             self.statusBar().showMessage(f"{la.name} re-matted", 5000)
 
         self._start_task("rematte", work, done, f"Re-matting {la.name}")
@@ -1186,7 +1269,8 @@ class MainWindow(QMainWindow):
             if float(inst.alpha.max()) <= 0.0:
                 self.show_info("No person could be matted at that point; click on the person's body.", "warning")
                 return
-            layer = self.doc.add_person(inst.alpha, None, None)
+            with self.doc_lock:
+                layer = self.doc.add_person(inst.alpha, None, None)
             if masks is not None:
                 self.result = new_result
                 self.inst_ids = self.inst_ids + [layer.id]
@@ -1226,7 +1310,8 @@ class MainWindow(QMainWindow):
             self.parallel_alphas = {lid: inst.alpha.copy() for lid, inst in zip(ids, ref.instances)}
             self.result = res
             label = "Cycle refinement" if mode == "cycle" else "Parallel refinement"
-            set_alphas(self.doc, {lid: inst.alpha for lid, inst in zip(ids, res.instances)}, label)
+            with self.doc_lock:
+                set_alphas(self.doc, {lid: inst.alpha for lid, inst in zip(ids, res.instances)}, label)
             warn = [w for w in res.extras.get("warnings", []) if "refine" in w]
             if warn:
                 self.show_info(warn[-1], "warning")
@@ -1300,8 +1385,9 @@ class MainWindow(QMainWindow):
 
         def work(progress, cancelled):
             progress("writing", 0.2)
-            return export_result(doc, out_dir, formats=set(formats), bit_depth=bit_depth, alpha_as=alpha_as,
-                                 people=people, stem=stem)
+            with self.doc_lock:
+                return export_result(doc, out_dir, formats=set(formats), bit_depth=bit_depth, alpha_as=alpha_as,
+                                     people=people, stem=stem)
 
         def done(files) -> None:
             self.last_export = [Path(f) for f in (files or [])]
@@ -1439,6 +1525,7 @@ class MainWindow(QMainWindow):
         if self._busy():
             self.task.cancel()
             QThreadPoolWait()
+        self._render_pool.waitForDone(10000)
         self.discard_autosave()  # a normal exit leaves no recovery file behind
         super().closeEvent(event)
 

@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 PHOTO = "qualitative/images/zidane.jpg"
+GROUP = "dev_0009"
 
 
 @pytest.fixture(scope="session")
@@ -32,21 +33,32 @@ def engine():
 
 
 @pytest.fixture(scope="session")
-def zidane_result(engine, photo_path):
-    """The engine's result on the two-person photo (computed once, ~6 s on the 2-core CPU)."""
+def group_path(data_dir):
+    """A two-person group photo of the synthetic set (overlapping people, known alphas)."""
+    return data_dir / "synthetic" / "images" / "comp" / f"{GROUP}.jpg"
+
+
+@pytest.fixture(scope="session")
+def group_result(engine, group_path):
+    """The engine's result on the group photo, guided by the people's true masks so that the
+    edit tests do not depend on the detector (computed once, a few seconds on the 2-core CPU)."""
+    from PIL import Image
+
     from instmatt_app.io.image_io import load_image
 
-    result = engine.run(load_image(photo_path))
-    assert len(result.instances) >= 2, "the test photo should have two people"
+    folder = group_path.parents[2] / "alphas" / "comp" / GROUP
+    masks = np.stack([(np.asarray(Image.open(p)) > 127).astype(np.float32) for p in sorted(folder.glob("*.png"))])
+    result = engine.run(load_image(group_path), masks=masks)
+    assert len(result.instances) == 2
     return result
 
 
 @pytest.fixture(scope="session")
-def zidane_doc(zidane_result):
+def group_doc(group_result):
     """Its document with the colour layers estimated (once); tests get deep copies."""
     from instmatt_app.core.document import Document
 
-    doc = Document.from_result(zidane_result)
+    doc = Document.from_result(group_result)
     doc.ensure_colours()
     return doc
 
@@ -73,12 +85,12 @@ def make_window(qtbot, qapp, engine, tmp_path):
 
 
 @pytest.fixture
-def window(make_window, zidane_result, zidane_doc, photo_path):
+def window(make_window, group_result, group_doc, group_path):
     """A window showing the shared result (no engine run) in a fresh copy of its document."""
     import copy
 
     win = make_window()
-    win.set_result(zidane_result, photo_path, doc=copy.deepcopy(zidane_doc))
+    win.set_result(group_result, group_path, doc=copy.deepcopy(group_doc))
     return win
 
 

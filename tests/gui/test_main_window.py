@@ -27,7 +27,7 @@ def test_open_photo_runs_engine_in_background_and_ui_stays_responsive(make_windo
         assert win.canvas.has_image()  # the photo shows at once, before the people
     timer.stop()
     assert len(ticks) >= 10, "the event loop must keep running while the engine works"
-    assert len(win.live_layers()) >= 2
+    assert len(win.live_layers()) >= 1
     assert not win.progress.isVisible()
     assert win.device_label.text() == "CPU"
     assert "default" in win.models_label.text()
@@ -164,7 +164,7 @@ def test_cycle_order_by_clicking_and_refinement_with_heatmap(window, qtbot):
         click_canvas(qtbot, window, *_inside(window, lid))
     assert window.cycle_order == list(reversed(ids))
     assert window.refine_panel.order() == list(reversed(ids))
-    qtbot.wait(10)
+    window.wait_for_render()
     assert [b[2] for b in window.canvas.badges] == [str(i + 1) for i in range(len(ids))]
     n = len(window.doc.history)
     with qtbot.waitSignal(window.taskFinished, timeout=60_000):
