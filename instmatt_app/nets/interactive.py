@@ -90,8 +90,8 @@ def _box(box: Sequence[float] | None, width: int, height: int) -> tuple[float, f
     b = [float(v) for v in box]
     if len(b) != 4 or not np.isfinite(b).all():
         raise ValueError(f"box: expected x0, y0, x1, y1, got {box!r}")
-    x0, x1 = sorted((max(0.0, b[0]), min(float(width), b[2])))
-    y0, y1 = sorted((max(0.0, b[1]), min(float(height), b[3])))
+    x0, x1 = sorted(min(max(v, 0.0), float(width)) for v in (b[0], b[2]))
+    y0, y1 = sorted(min(max(v, 0.0), float(height)) for v in (b[1], b[3]))
     if x1 - x0 < 2 or y1 - y0 < 2:
         raise ValueError(f"box {tuple(b)} has no area inside the {width}x{height} photo")
     return (x0, y0, x1, y1)
@@ -218,10 +218,8 @@ class PickSession:
             if region is not None:
                 return self._to_photo(region.astype(np.float32), wk)
         if bs is not None:
-            rect = bs
-        else:
-            rect = guess_person_box(ps, w, h)
-        return self._to_photo(self._grabcut_rect(wk, ps, ns, rect), wk)
+            return self._to_photo(self._grabcut_rect(wk, ps, ns, bs, guessed=False), wk)
+        return self._to_photo(self._grabcut_rect(wk, ps, ns, guess_person_box(ps, w, h), guessed=True), wk)
 
     def _prior_region(self, wk: _WorkCopy, ps: np.ndarray, ns: np.ndarray, bs) -> np.ndarray | None:
         """The picked person inside the prior's human region (working resolution, bool), or None
@@ -256,7 +254,7 @@ class PickSession:
         if not region.any():
             return region
         if len(ns):
-            inside = [(x, y) for x, y in ns if region[min(int(y), h - 1), min(int(x), w - 1)]]
+            inside = [(x, y) for x, y in ns if _touches(region, x, y, max(3, int(0.024 * diag)))]
             if inside:
                 region = self._split_by_clicks(wk, region, seeds, np.asarray(inside, np.float32), diag)
         elif box_mask is None and self.others is None:
@@ -265,36 +263,41 @@ class PickSession:
 
     def _split_by_clicks(self, wk: _WorkCopy, region: np.ndarray, ps: np.ndarray, ns: np.ndarray,
                          diag: float) -> np.ndarray:
-        """GrabCut restricted to ``region``: positive disks foreground, negative disks background.
+        """The part of ``region`` that belongs with the positive clicks rather than the negative ones.
 
-        Pixels outside the region are painted one flat colour and fixed as background, so GrabCut's
-        colour models only compare the people inside the region.
+        A marker-based watershed (OpenCV) on the photo's colours: disks at the positive clicks,
+        disks at the negative clicks, and everything outside the region (painted one flat colour, so
+        it floods in last across the region's edge) grow until they meet along colour edges.
+        Returns the pixels won by the positive side that are connected to a positive click.
         """
+        if not len(ps) or not len(ns):
+            return region
         ys, xs = np.nonzero(region)
         pad = 4
         cy0, cy1 = max(0, ys.min() - pad), min(region.shape[0], ys.max() + 1 + pad)
         cx0, cx1 = max(0, xs.min() - pad), min(region.shape[1], xs.max() + 1 + pad)
         reg = region[cy0:cy1, cx0:cx1]
         crop = cv2.cvtColor(wk.image[cy0:cy1, cx0:cx1], cv2.COLOR_RGB2BGR)
-        crop[~reg] = (255, 0, 255)
-        gc = np.where(reg, cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
+        markers = np.where(reg, 0, 3).astype(np.int32)
         radius = max(2, int(round(0.012 * diag)))
-        for x, y in ns:
-            cv2.circle(gc, (int(x) - cx0, int(y) - cy0), radius, int(cv2.GC_BGD), -1)
+        for x, y in ns:  # the disks may reach outside the region (a click on its edge, a hole)
+            cv2.circle(markers, (int(x) - cx0, int(y) - cy0), radius, 2, -1)
         for x, y in ps:
-            cv2.circle(gc, (int(x) - cx0, int(y) - cy0), radius, int(cv2.GC_FGD), -1)
-        gc[~reg] = cv2.GC_BGD
-        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.grabCut(np.ascontiguousarray(crop), gc, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
-        fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & reg
-        fg = self._keep_clicked(fg, ps - (cx0, cy0))
+            cv2.circle(markers, (int(x) - cx0, int(y) - cy0), radius, 1, -1)
+        crop[markers == 3] = (255, 0, 255)  # the click disks keep their colours
+        cv2.watershed(np.ascontiguousarray(crop), markers)
+        won = reg & (markers != 2) & (markers != -1)
+        won = self._keep_clicked(won, ps - (cx0, cy0))
         out = np.zeros_like(region)
-        out[cy0:cy1, cx0:cx1] = fg
+        out[cy0:cy1, cx0:cx1] = won
         return out
 
-    def _grabcut_rect(self, wk: _WorkCopy, ps: np.ndarray, ns: np.ndarray, rect) -> np.ndarray:
-        """GrabCut in a rectangle (working resolution): the rectangle is probable foreground, a band
-        around it background, click disks definite. Returns (h, w) float32 0/1."""
+    def _grabcut_rect(self, wk: _WorkCopy, ps: np.ndarray, ns: np.ndarray, rect, guessed: bool) -> np.ndarray:
+        """GrabCut in a rectangle (working resolution): the rectangle is probable foreground, click
+        disks definite. Around a user's box a band is definite background (GrabCut's own rule: the
+        person is inside the box); around a guessed box the band is only probable background, and
+        only the crop's outer frame definite, so the person may extend beyond the guess.
+        Returns (h, w) float32 0/1."""
         h, w = wk.image.shape[:2]
         diag = float(np.hypot(h, w))
         radius = max(2, int(round(0.012 * diag)))
@@ -304,11 +307,14 @@ class PickSession:
         rx0, ry0 = int(np.floor(rect[0])), int(np.floor(rect[1]))
         rx1, ry1 = int(np.ceil(rect[2])), int(np.ceil(rect[3]))
         # crop = the rectangle plus a band of background for GrabCut's background model
-        band = max(8, int(0.15 * max(rx1 - rx0, ry1 - ry0)))
+        band = max(8, int((0.3 if guessed else 0.15) * max(rx1 - rx0, ry1 - ry0)))
         cx0, cy0, cx1, cy1 = max(0, rx0 - band), max(0, ry0 - band), min(w, rx1 + band), min(h, ry1 + band)
         crop = np.ascontiguousarray(cv2.cvtColor(wk.image[cy0:cy1, cx0:cx1], cv2.COLOR_RGB2BGR))
         ch, cw = crop.shape[:2]
         gc = np.full((ch, cw), cv2.GC_BGD, np.uint8)
+        if guessed:  # definite background only on the frame sides inside the photo
+            f = max(2, band // 4)
+            gc[f if cy0 > 0 else 0:ch - f if cy1 < h else ch, f if cx0 > 0 else 0:cw - f if cx1 < w else cw] = cv2.GC_PR_BGD
         gc[max(0, ry0 - cy0):ry1 - cy0, max(0, rx0 - cx0):rx1 - cx0] = cv2.GC_PR_FGD
         if self.others is not None:
             gc[self._others_small(wk)[cy0:cy1, cx0:cx1]] = cv2.GC_BGD
@@ -324,9 +330,12 @@ class PickSession:
             cv2.grabCut(crop, gc, None, bgd, fgd, self.iterations, cv2.GC_INIT_WITH_MASK)
             fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
         fg = self._keep_clicked(fg, ps - (cx0, cy0))
-        small = np.zeros((h, w), np.float32)
+        small = np.zeros((h, w), bool)
         small[cy0:cy1, cx0:cx1] = fg
-        return small
+        inside = [(x, y) for x, y in ns if _touches(small, x, y, 2 * radius)]
+        if inside and len(ps):  # GrabCut kept what a negative click excluded: split between the clicks
+            small = self._split_by_clicks(wk, small, ps, np.asarray(inside, np.float32), diag)
+        return small.astype(np.float32)
 
     @staticmethod
     def _components_at(labels: np.ndarray, pts: np.ndarray, search: int) -> list[int]:
@@ -380,6 +389,13 @@ class PickSession:
             return np.clip(soft, 0.0, 1.0).astype(np.float32)
         support = np.clip(2.0 * soft, 0.0, 1.0)  # the region grown by ~half a working pixel
         return (self.prior * support).astype(np.float32)
+
+
+def _touches(mask: np.ndarray, x: float, y: float, r: int) -> bool:
+    """Whether ``mask`` has a pixel within ``r`` pixels (square window) of (x, y)."""
+    h, w = mask.shape
+    xi, yi = int(x), int(y)
+    return bool(mask[max(0, yi - r):min(h, yi + r + 1), max(0, xi - r):min(w, xi + r + 1)].any())
 
 
 def _centre_of(mask: np.ndarray) -> tuple[float, float]:
