@@ -3,8 +3,9 @@
 Pipeline (all at a working resolution, long side <= ``work_side``):
 
 1. the pose landmarker on the whole photo (up to 6 people);
-2. person boxes from MoveNet-MultiPose (when shipped): the pose landmarker on a square crop around
-   each box that no found person explains yet;
+2. person boxes from MoveNet-MultiPose fused with CenterNet: each box takes the full-image pose that
+   fits it, else the pose landmarker runs on a square crop around it, else the box keeps the human
+   alpha inside it (feathered);
 3. the human alpha (RVM): regions of human alpha that no found person explains are cropped and
    given to the pose landmarker again (people it missed at full scale: small, occluded, at the back);
 4. duplicates are merged (mask IoU / containment), and human-alpha regions that still no person
@@ -40,7 +41,12 @@ class DetectorConfig:
     merge_iou: float = 0.5
     explained: float = 0.7
     max_people: int = 40
-    use_movenet: bool = True
+    box_score: float = 0.0  # the fused detector applies its own measured threshold
+    pose_only_score: float = 0.25
+    crop_score: float = 0.25
+    residual_area: float = 0.008
+    min_support: float = 0.3
+    use_boxes: bool = True
     residual_instances: bool = True
 
 
@@ -53,6 +59,31 @@ class _Cand:
 
     def area(self) -> float:
         return float((self.mask > 0.5).sum())
+
+
+def _box_fit(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """IoU between a person box and the bounding box of ``mask > 0.5`` (0 for an empty mask)."""
+    ys, xs = np.nonzero(mask > 0.5)
+    if not len(xs):
+        return 0.0
+    mx0, my0, mx1, my1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    x0, y0, x1, y1 = box
+    iw = max(0, min(x1, mx1) - max(x0, mx0))
+    ih = max(0, min(y1, my1) - max(y0, my0))
+    inter = iw * ih
+    union = (x1 - x0) * (y1 - y0) + (mx1 - mx0) * (my1 - my0) - inter
+    return inter / max(union, 1)
+
+
+def _box_alpha(alpha: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The human alpha inside a person box, the box border feathered so no straight cut is hard."""
+    h, w = alpha.shape
+    x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3])
+    window = np.zeros((h, w), np.float32)
+    window[y0:y1, x0:x1] = 1.0
+    sigma = max(1.0, 0.04 * max(x1 - x0, y1 - y0))
+    window = np.minimum(window, cv2.GaussianBlur(window, (0, 0), sigmaX=sigma, sigmaY=sigma) * 2.0)
+    return (alpha * window).astype(np.float32)
 
 
 class DefaultDetector:
@@ -132,6 +163,24 @@ class DefaultDetector:
         n, labels, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
         return [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_px]
 
+    def _with_human_support(self, c: _Cand, alpha: np.ndarray) -> _Cand | None:
+        """Check a candidate against the human alpha and tighten its mask to it.
+
+        Pose masks bleed into neighbours and the pose landmarker sometimes sees a person in a toy
+        or a pattern; the human alpha (a different model) says where people are. A candidate whose
+        confident mask has almost no human alpha is dropped (unless a person box supports it); one
+        the human alpha covers well is tightened to it (mask ≤ 1.5·A).
+        """
+        core = c.mask > 0.5
+        if not core.any():
+            return None
+        support = float(alpha[core].mean())
+        if support < self.config.min_support and not c.source.startswith("movenet"):
+            return None
+        if support >= 0.5:
+            c.mask = np.minimum(c.mask, np.clip(alpha * 1.5, 0.0, 1.0))
+        return c
+
     # -- main --------------------------------------------------------------------------------
     def detect(self, image: np.ndarray, context: ImageContext | None = None) -> list[Detection]:
         cfg = self.config
@@ -146,45 +195,60 @@ class DefaultDetector:
         alpha = alpha_full if s >= 1.0 else cv2.resize(alpha_full, wsize, interpolation=cv2.INTER_AREA)
 
         seg = embedded.pose_segmenter()
-        cands = [_Cand(p.mask, p.score, p.landmarks, "pose") for p in seg(work, num_poses=6)]
+        full_poses = [_Cand(p.mask, p.score, p.landmarks, "pose") for p in seg(work, num_poses=6)]
+        full_poses = [c for c in full_poses if c.score >= cfg.min_score]
+        cands: list[_Cand] = []
 
-        # person boxes from MoveNet: look closer where no found person explains the box
-        net = embedded.movenet(self.device) if cfg.use_movenet else None
+        # person boxes (MoveNet): each box gets the full-image pose that fits it, else a pose found
+        # in a square crop around it, else the human alpha inside the (feathered) box
+        net = embedded.person_boxes(self.device) if cfg.use_boxes else None
+        used: set[int] = set()
         if net is not None:
-            for box, score, kps in net.detect(work):
-                x0, y0, x1, y1 = (int(v) for v in box)
-                if (x1 - x0) * (y1 - y0) < min_px:
+            for pb in net.detect(work):
+                if pb.score < cfg.box_score:
                     continue
-                region = np.zeros((h, w), bool)
-                region[max(0, y0):y1, max(0, x0):x1] = True
-                covered = sum(((c.mask > 0.5) & region).sum() for c in cands)
-                human_in_box = max(1.0, float((alpha[region] > 0.5).sum()))
-                if covered / human_in_box < cfg.explained:
-                    found = self._poses_in_crop(work, (x0, y0, x1, y1), 2, "movenet+pose")
-                    if found:
-                        bx = np.zeros((h, w), bool)
-                        bx[max(0, y0):y1, max(0, x0):x1] = True
-                        # the pose whose mask lies best inside the box
-                        best = max(found, key=lambda c: ((c.mask > 0.5) & bx).sum() / max(1, (c.mask > 0.5).sum() + (bx.sum() - ((c.mask > 0.5) & bx).sum())))
-                        best.score = max(best.score, float(score))
-                        cands.append(best)
-            cands = self._merge(cands)
+                box = tuple(int(round(v)) for v in pb.box)
+                if (box[2] - box[0]) * (box[3] - box[1]) < min_px:
+                    continue
+                fits = [(_box_fit(c.mask, box), j) for j, c in enumerate(full_poses) if j not in used]
+                fit, j = max(fits, default=(0.0, -1))
+                if fit >= 0.5:
+                    used.add(j)
+                    c = full_poses[j]
+                    c.score = max(c.score, float(pb.score))
+                    c.source = "movenet+pose"
+                    cands.append(c)
+                    continue
+                found = self._poses_in_crop(work, box, 2, "movenet+pose")
+                fit, best = max(((_box_fit(c.mask, box), c) for c in found), default=(0.0, None),
+                                key=lambda t: t[0])
+                if best is not None and fit >= 0.4:
+                    best.score = max(best.score, float(pb.score))
+                    cands.append(best)
+                else:
+                    m = _box_alpha(alpha, box)
+                    if (m > 0.5).sum() >= min_px:
+                        cands.append(_Cand(m, float(pb.score) * 0.9, pb.keypoints, "movenet+alpha"))
+        # people the pose landmarker found and no box explains
+        cands.extend(c for j, c in enumerate(full_poses) if j not in used and c.score >= cfg.pose_only_score)
+        cands = self._merge(cands)
 
         # human alpha that nobody explains: look again, closer
         for region in self._unexplained(alpha, cands, min_px):
             ys, xs = np.nonzero(region)
-            cands.extend(self._poses_in_crop(work, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), 3,
-                                             "alpha+pose"))
-        cands = self._merge([c for c in cands if c.score >= cfg.min_score or c.source != "pose"])
+            cands.extend(c for c in self._poses_in_crop(work, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), 3,
+                                                        "alpha+pose") if c.score >= cfg.crop_score)
+        cands = self._merge(cands)
 
         # what is still unexplained becomes a person of its own (never given to a neighbour)
         if cfg.residual_instances:
-            for region in self._unexplained(alpha, cands, 2 * min_px):
+            for region in self._unexplained(alpha, cands, cfg.residual_area * h * w):
                 m = np.where(region, alpha, 0).astype(np.float32)
                 m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
                 cands.append(_Cand(np.minimum(m, alpha), 0.3, None, "human-alpha"))
 
-        cands = [c for c in cands if c.area() >= min_px][: cfg.max_people]
+        cands = [c for c in (self._with_human_support(c, alpha) for c in cands) if c is not None]
+        cands = [c for c in self._merge(cands) if c.area() >= min_px][: cfg.max_people]
         dets = []
         for c in cands:
             mask = c.mask if s >= 1.0 else cv2.resize(c.mask, (W, H), interpolation=cv2.INTER_LINEAR)

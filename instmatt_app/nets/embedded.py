@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     from instmatt_app.nets.pose_landmarker import PoseSegmenter
     from instmatt_app.nets.rvm import HumanMatter
 
-__all__ = ["human_matter", "pose_segmenter", "human_alpha", "movenet", "EMBEDDED_MODEL_NAMES"]
+__all__ = ["human_matter", "pose_segmenter", "human_alpha", "person_boxes", "EMBEDDED_MODEL_NAMES"]
 
-EMBEDDED_MODEL_NAMES = ("rvm-mobilenetv3", "pose-landmarker-full", "movenet-multipose")
+EMBEDDED_MODEL_NAMES = ("rvm-mobilenetv3", "pose-landmarker-full", "movenet-multipose", "centernet")
 
 
 @functools.lru_cache(maxsize=2)
@@ -33,14 +33,15 @@ def pose_segmenter() -> "PoseSegmenter":
 
 
 @functools.lru_cache(maxsize=2)
-def movenet(device: str = "cpu"):
-    """The MoveNet-MultiPose person detector, or None when this build does not ship it."""
+def person_boxes(device: str = "cpu"):
+    """Person box detector: MoveNet-MultiPose fused with CenterNet (docs/detectors.md has the
+    measurements behind this choice), or None when this build ships neither."""
+    from instmatt_app.nets.person_boxes import FusedPersonDetector
+
     try:
-        from instmatt_app.nets.movenet import MoveNetMultiPose
-        path = model_path("movenet-multipose")
-    except (ModuleNotFoundError, ModelError):
+        return FusedPersonDetector.from_files(model_path("movenet-multipose"), model_path("centernet"), device)
+    except ModelError:
         return None
-    return MoveNetMultiPose(path)
 
 
 def human_alpha(ctx: "ImageContext", device: str = "cpu") -> np.ndarray:
