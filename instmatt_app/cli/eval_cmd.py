@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     elapsed = time.perf_counter() - t0
     n = len(report.images)
+    cpu = sum(s.cpu_seconds for s in report.images)
     print(f"IMQ over {n} image(s), w = {report.w:g}, values are fractions (the paper reports x100); "
-          f"{elapsed:.1f} s")
+          f"{elapsed:.1f} s wall, {cpu:.1f} s CPU reading and scoring ({cpu / max(n, 1):.3f} s per image)")
     print(format_table(report.summary))
     for row in report.summary.values():
         if "note" in row:

@@ -274,6 +274,7 @@ class ImageScore:
     pairs: list[PairScore] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     sums: dict[str, dict[str, float]] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # CPU time spent reading and scoring this image (score_dirs)
 
     def imq(self, thr: float | str, w_errors: Iterable[str] = ERRORS) -> dict[str, float]:
         """This image alone, pooled like the data set (IMQ_e, RQ)."""
@@ -423,6 +424,15 @@ def read_instance_folder(folder: Path) -> tuple[list[str], list[np.ndarray]]:
 
 
 def _score_one(task: tuple) -> ImageScore:
+    import time
+
+    t0 = time.process_time()
+    score = _score_one_timed(task)
+    score.cpu_seconds = time.process_time() - t0
+    return score
+
+
+def _score_one_timed(task: tuple) -> ImageScore:
     name, pred_folder, gt_folder, thresholds, w, official_compat = task
     gt_files, gts = read_instance_folder(gt_folder)
     if pred_folder is None:
