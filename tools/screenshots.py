@@ -1,6 +1,8 @@
 """Save screenshots of every main view of the desktop app to docs/screenshots/.
 
-Usage: ``python tools/screenshots.py [PHOTO] [--out DIR] [--scale 1]``. Runs offscreen (no display
+Usage: ``python tools/screenshots.py [PHOTO] [--out DIR] [--scale 1] [--timings]``.
+``--timings`` also measures the interactive steps (open, render each view, brush stroke, undo,
+recolour preview, refinement, re-matte, export, save) and prints them (docs/gui.md quotes them). Runs offscreen (no display
 needed), matting the photo with the embedded default engine (a few seconds on a CPU). The default
 photo is the development data's two-person sample (../shared/data/qualitative/images/zidane.jpg).
 """
@@ -8,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+
+import numpy as np
 import sys
 import tempfile
 from pathlib import Path
@@ -21,12 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("photo", nargs="?", default=str(DEFAULT_PHOTO))
     ap.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
     ap.add_argument("--scale", default="1", help="QT_SCALE_FACTOR (2 = HiDPI screenshots)")
+    ap.add_argument("--timings", action="store_true", help="also measure and print the interactive steps")
     args = ap.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ["QT_SCALE_FACTOR"] = args.scale
     sys.path.insert(0, str(REPO))
 
-    import numpy as np
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -129,7 +133,87 @@ def main(argv: list[str] | None = None) -> int:
     win.toggle_panels()
     win.close()
     QApplication.processEvents()
+    if args.timings:
+        measure(args.photo, tmp)
     return 0
+
+
+def measure(photo: str, tmp: Path) -> None:
+    """Time the interactive steps in a fresh window (engine models load on the first open)."""
+    import time
+
+    from PySide6.QtCore import QEventLoop
+
+    from instmatt_app.gui.brush import Stroke
+    from instmatt_app.gui.main_window import MainWindow
+    from instmatt_app.gui.settings import AppSettings
+
+    w = MainWindow(AppSettings(tmp / "m.ini"), recovery_dir=tmp / "mrec")
+    w.resize(1440, 900)
+    w.show()
+
+    def job(start) -> float:
+        t = time.perf_counter()
+        loop = QEventLoop()
+        w.taskFinished.connect(loop.quit)
+        start()
+        loop.exec()
+        w.taskFinished.disconnect(loop.quit)
+        w.wait_for_render()
+        return time.perf_counter() - t
+
+    print(f"open -> people on screen (first run, models load): {job(lambda: w.open_path(photo)):.2f} s")
+    print(f"find people again (models loaded): {job(w.detect_people):.2f} s")
+    print(f"photo {w.image.shape[1]}x{w.image.shape[0]}, {len(w.live_layers())} people")
+    if not w.live_layers():
+        return
+    la = w.doc.layers[0]
+    w.select_person(la.id)
+    for v in ("composite", "person", "alpha", "trimatte", "people"):
+        w.set_view(v)
+        t = time.perf_counter()
+        w.refresh_canvas()
+        print(f"render {v}: {time.perf_counter() - t:.3f} s")
+    w.set_view("composite")
+    w.set_tool("brush")
+    h, wd = w.image.shape[:2]
+    s = Stroke((h, wd), 20, 0.7)
+    for x in range(wd // 4, wd // 2, 10):
+        s.add(x, h / 2)
+    t = time.perf_counter()
+    w.apply_stroke(s)
+    t_gui = time.perf_counter() - t
+    w._start_render()
+    w.wait_for_render()
+    print(f"brush stroke: GUI thread {t_gui:.3f} s, new composite on screen after {time.perf_counter() - t:.3f} s")
+    t = time.perf_counter()
+    w.undo()
+    t_gui = time.perf_counter() - t
+    w._start_render()
+    w.wait_for_render()
+    print(f"undo: GUI thread {t_gui:.3f} s, redrawn after {time.perf_counter() - t:.3f} s")
+    vals = {"hue": 90.0, "saturation": 0.0, "lightness": 0.0, "tint": 0.0, "exposure": 0.0}
+    t = time.perf_counter()
+    w._recolour_preview(vals)
+    w.refresh_canvas()
+    print(f"recolour preview frame: {time.perf_counter() - t:.3f} s")
+    w._recolour_commit(vals)
+    w.refine_panel.set_mode("cycle")
+    print(f"cycle refinement (+ parallel reference), redrawn: {job(w.run_refinement):.2f} s")
+    w.set_tool("guide")
+    w.set_guide_label("background")
+    g = Stroke((h, wd), 30, 0.7)
+    ys, xs = np.nonzero(la.alpha > 0.9)
+    if len(xs):
+        g.add(float(np.median(xs)), float(np.median(ys)))
+        print(f"guidance stroke -> re-matte one person, redrawn: {job(lambda: w.apply_stroke(g)):.2f} s")
+    out = tmp / "export"
+    t_exp = job(lambda: w.export(out, {"psd", "png", "tiff"}))
+    print(f"export psd+png+tiff: {t_exp:.2f} s, {len(w.last_export)} files")
+    t = time.perf_counter()
+    w._write_project(tmp / "timing.instmatt")
+    print(f"save project: {time.perf_counter() - t:.2f} s")
+    w.close()
 
 
 if __name__ == "__main__":

@@ -472,6 +472,8 @@ class MainWindow(QMainWindow):
                 self.task = None
             self._update_device_label()
             self._update_actions()
+            if getattr(self, "_clear_preview_on_render", False):
+                self._schedule_render()  # its result (or nothing, on failure) replaces the stroke preview
             self.taskFinished.emit(name)
 
         task.signals.progress.connect(progress)
@@ -907,6 +909,10 @@ class MainWindow(QMainWindow):
         QCoreApplication.processEvents()
 
     def _show_rendered(self, img) -> None:
+        if getattr(self, "_clear_preview_on_render", False) and self._stroke is None and \
+                not (self._busy() and self.task.name == "rematte"):
+            self._clear_preview_on_render = False
+            self.canvas.preview_clear()
         self.canvas.set_image(img)
         self._update_badges()
         if self.show_heatmap and self.parallel_alphas and self._heat_mean is not None:
@@ -1124,10 +1130,15 @@ class MainWindow(QMainWindow):
 
     def _stroke_ended(self) -> None:
         stroke, self._stroke = self._stroke, None
-        self.canvas.preview_clear()
         if stroke is None or self.doc is None:
+            self.canvas.preview_clear()
             return
+        n = len(self.doc.history)
         self.apply_stroke(stroke)
+        if len(self.doc.history) == n and not self._busy():
+            self.canvas.preview_clear()  # nothing changed: no render will replace the preview
+        else:
+            self._clear_preview_on_render = True  # the stroke stays visible until its result is drawn
 
     def apply_stroke(self, stroke: Stroke) -> None:
         """One finished stroke → one document command (alpha brush) or edited guidance (+ re-matte)."""
