@@ -42,8 +42,9 @@ def dilate(mask: torch.Tensor, size: int) -> torch.Tensor:
     if size <= 1:
         return mask.clone()
     kernel = torch.from_numpy(_ellipse(size)).to(mask.device)[None, None]
-    dtype = torch.float32
-    counts = F.conv2d(mask.to(dtype), kernel.to(dtype), padding=size // 2)
+    before, after = size // 2, size - 1 - size // 2          # OpenCV's anchor for even sizes too
+    padded = F.pad(mask.float(), (before, after, before, after))
+    counts = F.conv2d(padded, kernel.float())
     return counts > 0.5  # exact integer counts; 0.5 is robust to any conv algorithm's rounding
 
 

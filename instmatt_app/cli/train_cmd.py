@@ -1,0 +1,87 @@
+"""``instmatt train CUTOUTS BACKGROUNDS -o OUT``: train InstMatt on composites made on the fly.
+
+Stage 1 trains the matting branch (encoder, ASPP, decoder), stage 2 the multi-instance refiner
+with the backbone frozen, as the official schedule. Checkpoints (``OUT/latest_model.pth``) are in
+the official format: `instmatt models add instmatt OUT/latest_model.pth` uses them, ``--resume``
+continues them, ``--init`` starts a stage from them (e.g. stage 2 from a stage-1 checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "train InstMatt (stage 1: matting branch, stage 2: refiner) on on-the-fly composites"
+
+
+def _range(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI integers: {text!r}") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not 16 <= parts[0] <= parts[1]:
+        raise argparse.ArgumentTypeError(f"expected LO,HI with 16 <= LO <= HI: {text!r}")
+    return parts[0], parts[1]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cutouts", metavar="CUTOUTS", help="single-person cut-outs in HIM2K layout "
+                   "(images/<subset>/<name>.jpg + alphas/<subset>/<name>/00.png)")
+    p.add_argument("backgrounds", metavar="BACKGROUNDS", help="folder of person-free background photos")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="checkpoint folder")
+    p.add_argument("--stage", type=int, choices=[1, 2], default=1,
+                   help="1 = matting branch (default), 2 = multi-instance refiner, backbone frozen")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="total iterations (default: official 200000 for stage 1, 50000 for stage 2)")
+    p.add_argument("--batch", type=int, default=4, help="stage-1 samples per step (default 4)")
+    p.add_argument("--crop", type=int, default=None, help="crop side, multiple of 32 (default 640 / 512)")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=None, help="linear warm-up iterations (default 2000 / 1000)")
+    p.add_argument("--save-every", type=int, default=1000)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--long-side", type=_range, default=(1024, 1280), metavar="LO,HI",
+                   help="composite canvas long side range in px (default 1024,1280)")
+    p.add_argument("--init", metavar="CKPT", help="official-format weights to start from")
+    p.add_argument("--resume", metavar="CKPT", help="continue a checkpoint of this trainer (iteration, "
+                   "optimizer and schedule included)")
+    p.add_argument("--overfit-one", action="store_true",
+                   help="repeat a single sample (a quick check that the losses fall)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from instmatt_app.evaluation import synth
+    from instmatt_app.nets.instmatt_checkpoint import CheckpointError
+    from instmatt_app.nets.instmatt_train import TrainConfig, Trainer, TrainingData
+
+    stage2 = args.stage == 2
+    crop = args.crop or (512 if stage2 else 640)
+    if crop % 32 or crop < 64:
+        print(f"instmatt train: error: --crop must be a multiple of 32 and >= 64, got {crop}", file=sys.stderr)
+        return 2
+    config = TrainConfig(out_dir=args.out, stage=args.stage,
+                         iterations=args.iterations or (50_000 if stage2 else 200_000),
+                         batch=args.batch, crop=crop, lr=args.lr,
+                         warmup=args.warmup if args.warmup is not None else (1000 if stage2 else 2000),
+                         t_max=95_000 if stage2 else 198_000, save_every=args.save_every,
+                         log_every=args.log_every, device=args.device, seed=args.seed,
+                         init=args.init, resume=args.resume)
+    try:
+        settings = synth.SynthSettings()
+        settings.long_side = args.long_side
+        settings.check_long_side = min(settings.check_long_side, args.long_side[1])
+        generator = synth.SyntheticGenerator(synth.CutoutLibrary(args.cutouts),
+                                             synth.BackgroundLibrary(args.backgrounds), settings)
+        trainer = Trainer(config, TrainingData(generator, crop, seed=args.seed, fixed=args.overfit_one))
+        history = trainer.fit()
+    except (synth.SynthInputError, CheckpointError, ValueError) as exc:
+        print(f"instmatt train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("instmatt train: interrupted; the last saved checkpoint is in " + args.out, file=sys.stderr)
+        return 130
+    if history:
+        print(f"loss: first {history[0]:.4f}, last {history[-1]:.4f} over {len(history)} iterations")
+    return 0
