@@ -24,7 +24,7 @@ import threading
 from PySide6.QtCore import QPointF, QThreadPool, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
-                               QLabel, QMainWindow, QMenu, QProgressBar, QPushButton, QSlider, QSpinBox,
+                               QLabel, QMainWindow, QMenu, QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox,
                                QToolBar, QToolButton, QVBoxLayout, QWidget)
 
 from instmatt_app.gui import render
@@ -254,8 +254,10 @@ class MainWindow(QMainWindow):
         ob.addWidget(self.tool_label)
         ob.addSeparator()
         self.brush_box = QWidget()
+        self.brush_box.setSizePolicy(QSizePolicy.Maximum, QSizePolicy.Preferred)
         bl = QHBoxLayout(self.brush_box)
         bl.setContentsMargins(0, 0, 0, 0)
+        bl.setSpacing(6)
         bl.addWidget(QLabel("Size"))
         self.size_slider = QSlider(Qt.Horizontal)
         self.size_slider.setRange(1, 500)
@@ -283,6 +285,7 @@ class MainWindow(QMainWindow):
         self.hint_action = ob.addWidget(self.hint_label)
         ob.addSeparator()
         self.guide_box = QWidget()
+        self.guide_box.setSizePolicy(QSizePolicy.Maximum, QSizePolicy.Preferred)
         gl = QHBoxLayout(self.guide_box)
         gl.setContentsMargins(0, 0, 0, 0)
         gl.setSpacing(2)
