@@ -30,7 +30,8 @@ a shared machine is the better measure of what an idle one would take).
 Usage::
 
     python benchmarks/bench_refinement.py --data ../shared/data/synthetic --masks visible amodal
-    python benchmarks/bench_refinement.py --data /tmp/synth_more --masks amodal   # instmatt synth output
+    instmatt synth ../shared/data/p3m ../shared/data/coco_backgrounds/images -o /tmp/synth_more -n 30 --seed 9
+    python benchmarks/bench_refinement.py --data /tmp/synth_more --cutouts ../shared/data/p3m
     python benchmarks/bench_refinement.py --data ../shared/data/synthetic --speed
 
 The data folder is HIM2K-layout with a ``composites.json`` (the dev set, or ``instmatt synth``
@@ -43,6 +44,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -67,11 +69,16 @@ def _read_grey(path: Path) -> np.ndarray:
     return a
 
 
-def layer_alpha(entry: dict, layer: dict, pack: Path) -> np.ndarray | None:
+def layer_alpha(entry: dict, layer: dict, roots: Sequence[Path]) -> np.ndarray | None:
     """The whole (un-occluded) alpha of one composite layer, re-rendered from composites.json:
-    (H, W) float32 in [0, 1], or None when the record lacks the placement fields."""
+    (H, W) float32 in [0, 1], or None when the record lacks the placement fields or the cut-out.
+    roots: folders the record's cut-out paths may be relative to."""
     try:
-        src = _read_grey(pack / layer["person_files"]["alpha"]).astype(np.float32) / 255.0
+        rel = layer["person_files"]["alpha"]
+        path = next((r / rel for r in roots if (r / rel).exists()), None)
+        if path is None:
+            return None
+        src = _read_grey(path).astype(np.float32) / 255.0
         x1, y1, x2, y2 = layer["source_crop_xyxy"]
         pw, ph = layer["pasted_size_wh"]
         ox, oy = layer["paste_offset_xy"]
@@ -93,11 +100,13 @@ def layer_alpha(entry: dict, layer: dict, pack: Path) -> np.ndarray | None:
     return out
 
 
-def load_set(folder: Path) -> list[dict]:
+def load_set(folder: Path, cutouts: Path | None = None) -> list[dict]:
     """Images of a HIM2K-layout folder with composites.json: dicts with name, image (H, W, 3)
-    uint8 RGB, gts (k, H, W) float32 visible alphas in composite order, layers (k, H, W) or None."""
+    uint8 RGB, gts (k, H, W) float32 visible alphas in composite order, layers (k, H, W) or None.
+    cutouts: the cut-out folder ``instmatt synth`` was given (to re-render whole layer alphas)."""
     meta = json.loads((folder / "composites.json").read_text())
     pack = folder.parent
+    roots = [pack] + ([cutouts] if cutouts else [])
     items = []
     for e in meta["images"]:
         candidates = [pack / e["image"], folder / e["image"], folder / "images" / "comp" / f"{e['name']}.jpg"]
@@ -111,7 +120,7 @@ def load_set(folder: Path) -> list[dict]:
         alpha_dirs = [pack / l["alpha_file"] for l in layers_meta]
         alpha_dirs = [p if p.exists() else folder / "alphas" / "comp" / e["name"] / p.name for p in alpha_dirs]
         gts = np.stack([_read_grey(p).astype(np.float32) / 255.0 for p in alpha_dirs])
-        layers = [layer_alpha(e, l, pack) for l in layers_meta]
+        layers = [layer_alpha(e, l, roots) for l in layers_meta]
         items.append({"name": e["name"], "image": cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "gts": gts,
                       "layers": None if any(l is None for l in layers) else np.stack(layers)})
     return items
@@ -214,6 +223,7 @@ def run_ablation(items: list[dict], kind: str, config: RefinerConfig, detector=N
         pooled = pool(scores[r], (0.5,))["0.5"]
         s, s2, n = ov_err[r]
         table[r] = {"IMQ_mad": 100 * pooled["IMQ_mad"], "IMQ_mse": 100 * pooled["IMQ_mse"],
+                    "RQ": 100 * pooled["RQ"], "MQ_mad": 100 * pooled["MQ_mad"], "TP": pooled["TP"],
                     "overlap_MAD_x1000": 1000 * s / max(n, 1), "overlap_MSE_x1000": 1000 * s2 / max(n, 1)}
     table["_time_s"] = {m: float(np.mean(v)) if v else 0.0 for m, v in times.items()}
     return table
@@ -221,11 +231,12 @@ def run_ablation(items: list[dict], kind: str, config: RefinerConfig, detector=N
 
 def print_table(title: str, table: dict) -> None:
     print(f"\n{title}")
-    print(f"| row | IMQ_mad | IMQ_mse | overlap MAD ×1e3 | overlap MSE ×1e3 |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("| row | IMQ_mad | IMQ_mse | RQ | MQ_mad | overlap MAD ×1e3 | overlap MSE ×1e3 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in ROWS:
         t = table[r]
-        print(f"| {r} | {t['IMQ_mad']:.2f} | {t['IMQ_mse']:.2f} | {t['overlap_MAD_x1000']:.2f} | "
+        print(f"| {r} | {t['IMQ_mad']:.2f} | {t['IMQ_mse']:.2f} | {t['RQ']:.1f} | {t['MQ_mad']:.2f} | "
+              f"{t['overlap_MAD_x1000']:.2f} | "
               f"{t['overlap_MSE_x1000']:.2f} |")
     print(f"mean refine time (s): {table['_time_s']}")
 
@@ -267,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "synthetic")
     ap.add_argument("--masks", nargs="+", default=["visible", "amodal"], choices=["visible", "bleed", "amodal", "detector"])
+    ap.add_argument("--cutouts", type=Path, default=REPO.parent / "shared" / "data" / "p3m",
+                    help="cut-out folder of an `instmatt synth` set (to re-render layer alphas)")
     ap.add_argument("--limit", type=int, default=0, help="first N images only")
     ap.add_argument("--speed", action="store_true", help="time refinement instead of the ablation")
     ap.add_argument("--json", type=Path, help="also write the tables here")
@@ -281,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "composites.json").exists():
         print(f"error: {args.data / 'composites.json'} not found", file=sys.stderr)
         return 2
-    items = load_set(args.data)
+    items = load_set(args.data, args.cutouts)
     if args.limit:
         items = items[:args.limit]
     out = {"data": str(args.data), "config": opts}
