@@ -435,11 +435,15 @@ class SyntheticGenerator:
         return a, fg
 
     def _alpha_box(self, c: Cutout) -> np.ndarray:
-        key = "_alpha_only_" + c.name
+        """The alpha box reduced to <= 512 px high (INTER_AREA), for the quick layout checks."""
+        key = "_alpha_preview_" + c.name
         if key not in self.cutouts._cache:
             x0, y0, x1, y1 = c.box
-            self.cutouts._cache[key] = _Prepared(_read_grey(c.alpha_path)[y0:y1, x0:x1].copy(),
-                                                 np.zeros((1, 1, 3), np.float32), 1.0)
+            a = _read_grey(c.alpha_path)[y0:y1, x0:x1]
+            f = min(1.0, 512 / a.shape[0])
+            if f < 1.0:
+                a = _resize(a, (max(1, round(a.shape[1] * f)), max(1, round(a.shape[0] * f))))
+            self.cutouts._cache[key] = _Prepared(np.ascontiguousarray(a), np.zeros((1, 1, 3), np.float32), f)
         return self.cutouts._cache[key].alpha
 
     def _render_alphas(self, layers: Sequence[_Layer], H: int, W: int, f: float, with_fg: bool):
