@@ -77,7 +77,7 @@ def _add_mask(layer, alpha: np.ndarray, top: int, left: int, depth: int) -> None
     from psd_tools.psd.layer_and_mask import ChannelData
     header = layer._psd._record.header
     h, w = alpha.shape
-    data = ChannelData(Compression.ZIP)
+    data = ChannelData(Compression.RLE)  # like every other channel psd-tools writes
     data.set_data(numpy_io._encode_array(alpha.astype(np.float32), depth, w), w, h, depth, header.version)
     for i, ci in enumerate(layer._record.channel_info):
         if ci.id == ChannelID.USER_LAYER_MASK:
