@@ -27,6 +27,8 @@ Low-level parts (documented because psd-tools' public writer lacks them in 1.26)
 * ``Layer.create_mask`` takes a PIL image, i.e. 8-bit precision; for 16-bit files the mask
   channel is rebuilt from the float alpha with ``psd_tools.api.numpy_io._encode_array`` so it
   keeps 16-bit precision.
+* ``create_pixel_layer_from_array`` writes only the legacy MacRoman layer name (saving fails on
+  other characters); setting ``layer.name`` afterwards adds the Unicode name block.
 * psd-tools picks PSB only by pixel size; for the 2 GB rule the header version is set to 2
   before any layer is created (channel byte counts depend on it).
 
@@ -132,6 +134,7 @@ def write_layered_psd(path: str | os.PathLike, image: np.ndarray, alphas: np.nda
         else:
             arr = np.ascontiguousarray(c)
         layer = group.create_pixel_layer_from_array(arr, name=str(names[i]), top=y0, left=x0)
+        layer.name = str(names[i])  # the setter also writes the Unicode name block
         if alpha_as == "mask":
             _add_mask(layer, a, y0, x0, bit_depth)
         if hidden is not None and hidden[i]:

@@ -235,3 +235,12 @@ def _fail_png(monkeypatch, doc, out):
         export_result(doc, out, formats={"png"}, stem="s")
     finally:
         monkeypatch.undo()
+
+
+def test_unicode_layer_names(tmp_path):
+    a = np.zeros((1, 20, 30), np.float32)
+    a[0, 5:10, 5:10] = 1.0
+    name = "李雷 😀 Zinédine"
+    path = write_layered_psd(tmp_path / "u.psd", np.zeros((20, 30, 3), np.uint8), a,
+                             np.full((1, 20, 30, 3), 0.5, np.float32), np.zeros((20, 30, 3), np.float32), [name])
+    assert [l.name for l in PSDImage.open(path)[1]] == [name]
