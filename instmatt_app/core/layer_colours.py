@@ -421,7 +421,8 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
     """Estimate the colour of every person and of the background.
 
     image: (H, W, 3) float32 in [0, 1] (uint8 is accepted and scaled by 1/255).
-    alphas: (n, H, W) float in [0, 1], Σ_i α_i ≤ 1 (pixels above 1 are scaled down); n may be 0.
+    alphas: (n, H, W) float in [0, 1] (uint8 is scaled by 1/255), Σ_i α_i ≤ 1 (pixels above 1 are
+        scaled down); n may be 0.
     regularization: ε of the smoothness weight ε + g |Δα| (pymatting's default 1e-5).
     gradient_weight: g (larger: smoother layers).
     small_size / small_iterations / big_iterations / full_iterations: sweeps per level (levels
@@ -443,7 +444,8 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"image must be (H, W, 3); got {img.shape}")
     H, W = img.shape[:2]
-    a_in = np.asarray(alphas, dtype=np.float32)
+    a_in = np.asarray(alphas)
+    a_in = a_in.astype(np.float32) / 255.0 if a_in.dtype == np.uint8 else a_in.astype(np.float32, copy=False)
     if a_in.ndim != 3 or a_in.shape[1:] != (H, W):
         raise ValueError(f"alphas must be (n, {H}, {W}); got {a_in.shape}")
     n = a_in.shape[0]

@@ -140,6 +140,16 @@ def test_no_people_and_bad_shapes():
         estimate_layer_colours(img[..., 0], np.zeros((1, 20, 30), np.float32))
 
 
+def test_uint8_inputs_are_scaled():
+    rng = np.random.default_rng(1)
+    img = rng.random((24, 32, 3), dtype=np.float32)
+    a = np.zeros((1, 24, 32), np.float32)
+    a[0, 6:18, 8:24] = 0.5
+    ref = estimate_layer_colours(img, a)
+    res = estimate_layer_colours(np.round(img * 255).astype(np.uint8), np.round(a * 255).astype(np.uint8))
+    assert np.abs(res.layers - ref.layers).max() < 0.05
+
+
 def test_normalise_alphas_caps_the_sum():
     a = np.array([[[0.8]], [[0.6]]], np.float32)
     n = normalise_alphas(a)
