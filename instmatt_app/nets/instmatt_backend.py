@@ -196,7 +196,8 @@ class InstMattMatter:
 
     ``matte(image, masks, refine="parallel", order=None)`` -> (k, 3, H, W) float32 tri-mattes.
     Options: max_side (long-side cap, official 1280; None = none), official_postprocess,
-    precision ("auto" = fp16 autocast on CUDA, "fp32", "fp16", "bf16"), chunk (max instances per
+    precision ("auto" = fp16 autocast on CUDA and fp32 on the CPU, "fp32", "fp16" (CUDA only),
+    "bf16" (CUDA or CPU)), chunk (max instances per
     backbone batch; None = decided from free memory), max_sweeps (None = official sweeps),
     channels_last (memory format of the backbone, default True).
     """
@@ -262,7 +263,10 @@ class InstMattMatter:
 
     # -- backbone ---------------------------------------------------------------------------
     def _autocast_dtype(self) -> torch.dtype | None:
-        if not self.device.startswith("cuda") or self.precision == "fp32":
+        """Backbone autocast dtype: CUDA fp16 by default (bf16 on request); the CPU runs fp32
+        unless bf16 is asked for explicitly (``precision="bf16"``, useful on CPUs with AVX512-BF16)."""
+        cuda = self.device.startswith("cuda")
+        if self.precision == "fp32" or (not cuda and self.precision != "bf16"):
             return None
         if self.precision == "bf16":
             return torch.bfloat16
@@ -292,7 +296,7 @@ class InstMattMatter:
         if dtype is None:
             out = self.model(image, trimask, keep_intermediate=keep_intermediate)
         else:
-            with torch.autocast("cuda", dtype=dtype):
+            with torch.autocast("cuda" if self.device.startswith("cuda") else "cpu", dtype=dtype):
                 out = self.model(image, trimask, keep_intermediate=keep_intermediate)
         names = self._OUTPUTS + (self._INTERMEDIATE if keep_intermediate else ())
         return BackboneOutput(**{n: getattr(out, n).float().contiguous() for n in names})

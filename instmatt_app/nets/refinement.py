@@ -223,13 +223,17 @@ def _refine_window(refiner: MultiInstanceRefiner, rgb: torch.Tensor, trimattes: 
     image = rgb[idx_t, :, y1:y2, x1:x2].float()
     ph, pw = feat.shape[-2:]
     if mode == "parallel":
-        patch = trimattes[idx_t, :, y1:y2, x1:x2]
-        logits = refiner.decode(refiner.interact(refiner.separate(feat, patch)), image)
-        out = (torch.tanh(logits[:, :, m:ph - m, m:pw - m]) + 1.0) / 2.0
         rows = np.flatnonzero(writable[idx])
-        if rows.size:
-            dst = torch.as_tensor(idx[rows], device=trimattes.device)
-            trimattes[dst, :, y1 + m:y2 - m, x1 + m:x2 - m] = out[torch.as_tensor(rows, device=out.device)]
+        if not rows.size:
+            return
+        patch = trimattes[idx_t, :, y1:y2, x1:x2]
+        # every active instance takes part in the interaction; only the writable ones are decoded
+        interacted = refiner.interact(refiner.separate(feat, patch), rows=None if rows.size == idx.size else rows)
+        rows_t = torch.as_tensor(rows, device=image.device)
+        logits = refiner.decode(interacted, image if rows.size == idx.size else image[rows_t])
+        out = (torch.tanh(logits[:, :, m:ph - m, m:pw - m]) + 1.0) / 2.0
+        dst = torch.as_tensor(idx[rows], device=trimattes.device)
+        trimattes[dst, :, y1 + m:y2 - m, x1 + m:x2 - m] = out
         return
     # cycle: refine the writable instances one by one in ``order``; the separated features of an
     # instance are recomputed as soon as its tri-matte has been refined.

@@ -85,3 +85,14 @@ def test_no_people_and_bad_input():
         matter.matte(d["image"], d["masks"], refine="both")
     with pytest.raises(ValueError, match="absent.pth: no such checkpoint"):
         registry.build("matter", "instmatt", weights=os.path.join(FIXTURE, "absent.pth"))
+
+
+def test_chunked_backbone_matches_one_batch():
+    d = _case("case_03")
+    one_batch = InstMattMatter(_matter().model, chunk=None)
+    chunked = InstMattMatter(_matter().model, chunk=1)
+    a = one_batch.run(d["image"], d["masks"], refine="none")
+    b = chunked.run(d["image"], d["masks"], refine="none")
+    assert one_batch.last_info["chunk"] == 2 and chunked.last_info["chunk"] == 1
+    torch.testing.assert_close(a.final, b.final, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.backbone.feature, b.backbone.feature, atol=1e-4, rtol=0)
