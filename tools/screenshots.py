@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="instmatt-shots-"))
     app = create_app()
     win = MainWindow(AppSettings(tmp / "settings.ini"), recovery_dir=tmp / "recovery")
+    win.ask_before_discarding = False
     win.resize(1440, 900)
     win.show()
 
@@ -149,6 +150,7 @@ def measure(photo: str, tmp: Path) -> None:
     from instmatt_app.gui.settings import AppSettings
 
     w = MainWindow(AppSettings(tmp / "m.ini"), recovery_dir=tmp / "mrec")
+    w.ask_before_discarding = False
     w.resize(1440, 900)
     w.show()
 

@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         self._centroids: dict[int, tuple[float, float]] = {}
         self._dirty = False
         self._autosave_dirty = False
+        self.ask_before_discarding = True  # Save / Discard / Cancel before unsaved edits are dropped
         self.last_export: list[Path] = []
         # the document is read by background renders / exports and edited on the GUI thread
         self.doc_lock = threading.RLock()
@@ -131,6 +132,11 @@ class MainWindow(QMainWindow):
         self._autosave_timer.timeout.connect(self.autosave)
         self._apply_autosave_interval()
         self._update_actions()
+        geom, state = self.settings.get("window_geometry"), self.settings.get("window_state")
+        if geom is not None:
+            self.restoreGeometry(geom)
+        if state is not None:
+            self.restoreState(state)
         QTimer.singleShot(0, self.check_recovery)
 
     # ================================================================== UI construction
@@ -539,6 +545,7 @@ class MainWindow(QMainWindow):
         if self._unsubscribe is not None:
             self._unsubscribe()
         self.doc = doc
+        self.image = doc.image
         self.result = result
         self.inst_ids = [la.id for la in doc.layers] if result is not None else []
         self.guidance = {}
@@ -627,11 +634,29 @@ class MainWindow(QMainWindow):
         self.recent_menu.addSeparator()
         self.recent_menu.addAction("Clear list", self.settings.clear_recent)
 
+    def confirm_discard(self) -> bool:
+        """Unsaved edits: ask Save / Discard / Cancel. True when it is fine to drop the document."""
+        if self.doc is None or not self._dirty or not self.ask_before_discarding:
+            return True
+        from PySide6.QtWidgets import QMessageBox
+
+        name = (self.project_path or self.photo_path)
+        box = QMessageBox(QMessageBox.Warning, "Unsaved changes",
+                          f"Save the changes to {name.name if name else 'this photo'} as a project first?",
+                          QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, self)
+        box.setDefaultButton(QMessageBox.Save)
+        answer = box.exec()
+        if answer == QMessageBox.Save:
+            return self.save_project()
+        return answer == QMessageBox.Discard
+
     def open_path(self, path: str | Path) -> bool:
         """Open a photo (runs the engine) or a .instmatt project. Errors appear in the banner."""
         path = Path(path)
         if self._busy():
             self.show_info("Please wait: another job is still running (Esc cancels it).", "warning")
+            return False
+        if not self.confirm_discard():
             return False
         if path.suffix.lower() == ".instmatt":
             return self.open_project(path)
@@ -684,7 +709,18 @@ class MainWindow(QMainWindow):
         result, doc = out
         if result.image is not self.image:
             return  # the user opened another photo meanwhile
-        self.set_document(doc, result)
+        if self.doc is not None and self.doc.image is result.image and self.doc.layers:
+            # "find people again" on an edited photo: one undoable step, nothing is lost
+            with self.doc_lock:
+                self.doc.replace_people(result)
+            self.result = result
+            self.inst_ids = [la.id for la in self.doc.layers]
+            self.guidance = {lid: inst.coarse_mask.astype(np.float32, copy=True)
+                             for lid, inst in zip(self.inst_ids, result.instances)}
+            self.parallel_alphas = None
+            self.select_person(self.inst_ids[-1] if self.inst_ids else None)
+        else:
+            self.set_document(doc, result)
         for w in result.extras.get("warnings", []):
             self.statusBar().showMessage(w, 8000)
         if not result.instances:
@@ -1536,6 +1572,11 @@ class MainWindow(QMainWindow):
             self.open_path(paths[0])
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        if not self.confirm_discard():
+            event.ignore()
+            return
+        self.settings.set("window_geometry", self.saveGeometry())
+        self.settings.set("window_state", self.saveState())
         if self._busy():
             self.task.cancel()
             QThreadPoolWait()

@@ -75,6 +75,7 @@ def make_window(qtbot, qapp, engine, tmp_path):
     def make(recovery_dir=None):
         win = MainWindow(AppSettings(tmp_path / "settings.ini"), engine_factory=lambda device: engine,
                          recovery_dir=recovery_dir or tmp_path / "recovery")
+        win.ask_before_discarding = False  # no modal Save / Discard question when tests close windows
         qtbot.addWidget(win)
         win.resize(1280, 800)
         win.show()

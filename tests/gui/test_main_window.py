@@ -345,3 +345,40 @@ def test_failures_show_clear_messages(make_window, photo_path, qtbot, window):
     with qtbot.waitSignal(win.taskFinished, timeout=60_000):
         win.open_path(photo_path)
     assert win.banner.level == "error" and "instmatt models add maskrcnn" in win.banner.text.text()
+
+
+def test_unsaved_edits_are_not_dropped_silently(window, photo_path, qtbot):
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    window.ask_before_discarding = True
+    la = window.doc.layers[0]
+    window.layers.renamed.emit(la.id, "Edited")
+    doc = window.doc
+
+    def answer(button):
+        def press():
+            box = QApplication.activeModalWidget()
+            assert isinstance(box, QMessageBox) and "Save the changes" in box.text()
+            box.button(button).click()
+        QTimer.singleShot(50, press)
+
+    answer(QMessageBox.Cancel)
+    assert not window.open_path(photo_path)
+    assert window.doc is doc and window.doc.layer(la.id).name == "Edited"
+    answer(QMessageBox.Discard)
+    with qtbot.waitSignal(window.taskFinished, timeout=60_000):
+        assert window.open_path(photo_path)
+    assert window.doc is not doc
+    window.ask_before_discarding = False
+
+
+def test_find_people_again_is_one_undo_step(window, qtbot):
+    la = window.doc.layers[0]
+    window.layers.renamed.emit(la.id, "Kept by undo")
+    before = [l.id for l in window.doc.layers]
+    with qtbot.waitSignal(window.taskFinished, timeout=60_000):
+        qtbot.keyClick(window, Qt.Key_F5)
+    assert window.doc.history.undo_label == "Re-matte people"
+    window.undo()
+    assert [l.id for l in window.doc.layers] == before
+    assert window.doc.layer(la.id).name == "Kept by undo"
