@@ -471,7 +471,11 @@ class Document:
         H, W = self.shape
         acc = np.zeros((H, W, 3), np.float32)
         for layer, wi in zip(shown, w):
-            acc += wi[..., None] * apply_adjustments(layer.colour, layer.adjustments)
+            box = _box_of(wi > 0)          # only where the person has weight
+            if box is None:
+                continue
+            sl = (slice(box[0], box[1]), slice(box[2], box[3]))
+            acc[sl] += wi[sl][..., None] * apply_adjustments(layer.colour[sl], layer.adjustments)
         cover = w.sum(axis=0) if len(w) else np.zeros((H, W), np.float32)
         bg = self.background_image()
         if bg is None:
