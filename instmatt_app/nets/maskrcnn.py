@@ -219,13 +219,16 @@ class MaskRCNNDetector:
     def _forward(self, image: np.ndarray) -> dict[str, Any]:
         import torch
 
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+        tensor = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div_(255.0)
         with torch.inference_mode():
             out = self.net([tensor.to(self.device)])[0]
         return {k: v.detach().float().cpu().numpy() for k, v in out.items()}
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Find the people in ``image`` ((H, W, 3) uint8 RGB); see the class docstring."""
+    def detect(self, image: np.ndarray, context: Any = None) -> list[Detection]:
+        """Find the people in ``image`` ((H, W, 3) uint8 RGB); see the class docstring.
+
+        ``context`` (the engine's per-photo cache) is accepted for the detector interface and unused.
+        """
         import torch
 
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

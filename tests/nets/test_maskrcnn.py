@@ -89,6 +89,7 @@ def test_registry_builds_from_file_and_detects(tmp_path, v1_state_dict):
     image = rng.integers(0, 256, (120, 180, 3), dtype=np.uint8)
     found = det.detect(image)
     assert len(found) > 0
+    assert [d.score for d in det.detect(image, context=None)] == [d.score for d in found]
     for d in found:
         assert d.score >= 0.7
         assert isinstance(d, Detection) and d.source == "maskrcnn"
