@@ -16,7 +16,8 @@ Each person's alpha is stored, at the user's choice, as
 
 The alphas written are *stacking* alphas (see :meth:`Document.layer_alphas`), so Photoshop's
 normal back-to-front blending reproduces the photo. 8- or 16-bit. A PSB (version 2) is written
-when a side exceeds 30 000 px or the uncompressed layer data would exceed 2 GB (PSD's limit).
+when a side exceeds 30 000 px or the uncompressed data (person layers cropped to their boxes, the
+background and the merged image, 4 channels each) would exceed 2 GB (PSD's limit).
 The merged composite preview that other readers (Lightroom, viewers, ImageMagick) show is
 always present: it is computed here (normal blending back to front) and stored in the image
 data section; psd-tools' own regeneration at save (its general compositor) is skipped because it
@@ -54,10 +55,15 @@ PSD_MAX_SIDE = 30_000
 PSD_MAX_BYTES = 2 * 1024 ** 3
 
 
-def needs_psb(width: int, height: int, n_layers: int, bit_depth: int) -> bool:
+def needs_psb(width: int, height: int, n_layers: int, bit_depth: int,
+              layer_pixels: int | None = None) -> bool:
     """True when a PSD cannot hold the document: a side > 30 000 px, or the uncompressed data
-    (n_layers + 1 merged image, 4 channels each) would exceed 2 GB."""
-    raw = (n_layers + 1) * width * height * 4 * (bit_depth // 8)
+    would exceed 2 GB (PSD's limit). The data is counted as 4 channels for every layer pixel plus
+    the merged image; ``layer_pixels`` is the total pixel count of all layers (default: every
+    one of the ``n_layers`` layers full size)."""
+    if layer_pixels is None:
+        layer_pixels = n_layers * width * height
+    raw = (layer_pixels + width * height) * 4 * (bit_depth // 8)
     return max(width, height) > PSD_MAX_SIDE or raw > PSD_MAX_BYTES
 
 
@@ -113,7 +119,9 @@ def write_layered_psd(path: str | os.PathLike, image: np.ndarray, alphas: np.nda
     if len(colours) != k or len(names) != k:
         raise ValueError(f"{k} alphas need {k} colour layers and names; got {len(colours)} and {len(names)}")
     path = Path(path)
-    psb = needs_psb(W, H, k + 1, bit_depth)
+    boxes = [_box(alphas[i] > 0) or (0, 1, 0, 1) for i in range(k)]
+    layer_pixels = sum((b[1] - b[0]) * (b[3] - b[2]) for b in boxes) + (W * H if background is not None else 0)
+    psb = needs_psb(W, H, k + 1, bit_depth, layer_pixels)
     if psb and path.suffix.lower() == ".psd":
         path = path.with_suffix(".psb")
     psd = PSDImage.new("RGB", (W, H), depth=bit_depth)
@@ -123,10 +131,7 @@ def write_layered_psd(path: str | os.PathLike, image: np.ndarray, alphas: np.nda
         psd.create_pixel_layer_from_array(np.ascontiguousarray(background, np.float32), name=background_name)
     group = psd.create_group(name=group_name)
     for i in range(k):
-        box = _box(alphas[i] > 0)
-        if box is None:
-            box = (0, 1, 0, 1)
-        y0, y1, x0, x1 = box
+        y0, y1, x0, x1 = boxes[i]
         a = np.ascontiguousarray(alphas[i][y0:y1, x0:x1], np.float32)
         c = np.asarray(colours[i][y0:y1, x0:x1], np.float32)
         if alpha_as == "transparency":

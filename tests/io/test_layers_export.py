@@ -141,7 +141,9 @@ def test_psd_respects_hidden_removed_and_adjusted_people(tmp_path, doc):
 
 def test_psb_when_the_psd_limits_are_exceeded(tmp_path):
     assert needs_psb(30_001, 10, 1, 8) and not needs_psb(30_000, 10, 1, 8)
-    assert needs_psb(20_000, 20_000, 2, 8)          # 3 x 4 x 400 MP bytes > 2 GB
+    assert needs_psb(20_000, 20_000, 2, 8)          # 3 x 4 B x 400 MP = 4.8 GB > 2 GB
+    assert not needs_psb(15_000, 10_000, 5, 8, layer_pixels=150_000_000)   # 2 x 4 B x 150 MP = 1.2 GB
+    assert needs_psb(15_000, 10_000, 5, 16, layer_pixels=150_000_000)      # 2.4 GB at 16 bit
     h, w = 8, 30_010
     a = np.zeros((1, h, w), np.float32)
     a[0, 2:6, 100:140] = 1.0
