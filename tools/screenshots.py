@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="instmatt-shots-"))
-    app = create_app()
+    create_app()
     win = MainWindow(AppSettings(tmp / "settings.ini"), recovery_dir=tmp / "recovery")
     win.ask_before_discarding = False
     win.resize(1440, 900)

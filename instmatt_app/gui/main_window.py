@@ -13,18 +13,16 @@ redo cover everything), and files are read and written by :mod:`instmatt_app.io`
 from __future__ import annotations
 
 import json
+import threading
 import time
-from dataclasses import replace as dc_replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import threading
-
-from PySide6.QtCore import QPointF, QThreadPool, Qt, QTimer, Signal
+from PySide6.QtCore import QThreadPool, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
-                               QLabel, QMainWindow, QMenu, QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox,
+from PySide6.QtWidgets import (QButtonGroup, QDockWidget, QFileDialog, QHBoxLayout,
+                               QLabel, QMainWindow, QProgressBar, QPushButton, QSizePolicy, QSlider, QSpinBox,
                                QToolBar, QToolButton, QVBoxLayout, QWidget)
 
 from instmatt_app.gui import render
@@ -1289,7 +1287,6 @@ class MainWindow(QMainWindow):
         from instmatt_app.core.document import Document
 
         if self.doc is None:
-            self.doc = None
             self.set_document(Document(self.image), None)
         image, base = self.image, self.result
         others = [la.alpha for la in self.live_layers()]
@@ -1579,16 +1576,10 @@ class MainWindow(QMainWindow):
         self.settings.set("window_state", self.saveState())
         if self._busy():
             self.task.cancel()
-            QThreadPoolWait()
+            QThreadPool.globalInstance().waitForDone(10000)
         self._render_pool.waitForDone(10000)
         self.discard_autosave()  # a normal exit leaves no recovery file behind
         super().closeEvent(event)
-
-
-def QThreadPoolWait(ms: int = 10000) -> None:  # noqa: N802
-    from PySide6.QtCore import QThreadPool
-
-    QThreadPool.globalInstance().waitForDone(ms)
 
 
 def _adjust_values(adj) -> dict[str, float]:

@@ -334,7 +334,6 @@ def test_failures_show_clear_messages(make_window, photo_path, qtbot, window):
     assert window.banner.level == "error" and "Out of memory" in window.banner.text.text()
     assert window.doc is doc
     # a model that is missing: the Mask R-CNN detector without user weights
-    from instmatt_app.gui.main_window import MainWindow
     from instmatt_app.pipeline import Engine, EngineConfig
     from instmatt_app.model_manager import user_model
 
