@@ -119,7 +119,9 @@ def write_layered_psd(path: str | os.PathLike, image: np.ndarray, alphas: np.nda
     if len(colours) != k or len(names) != k:
         raise ValueError(f"{k} alphas need {k} colour layers and names; got {len(colours)} and {len(names)}")
     path = Path(path)
-    boxes = [_box(alphas[i] > 0) or (0, 1, 0, 1) for i in range(k)]
+    # crop each person to where its alpha survives quantisation at this depth
+    cut = 0.5 / (255.0 if bit_depth == 8 else 65535.0)
+    boxes = [_box(alphas[i] >= cut) or (0, 1, 0, 1) for i in range(k)]
     layer_pixels = sum((b[1] - b[0]) * (b[3] - b[2]) for b in boxes) + (W * H if background is not None else 0)
     psb = needs_psb(W, H, k + 1, bit_depth, layer_pixels)
     if psb and path.suffix.lower() == ".psd":
@@ -152,10 +154,7 @@ def write_layered_psd(path: str | os.PathLike, image: np.ndarray, alphas: np.nda
     for i in range(k):
         if hidden is not None and hidden[i]:
             continue
-        box = _box(alphas[i] > 0)
-        if box is None:
-            continue
-        y0, y1, x0, x1 = box
+        y0, y1, x0, x1 = boxes[i]
         a = np.asarray(alphas[i][y0:y1, x0:x1], np.float32)[..., None]
         sub = merged[y0:y1, x0:x1]
         sub += a * (np.asarray(colours[i][y0:y1, x0:x1], np.float32) - sub)

@@ -69,8 +69,9 @@ def _im_alpha(path, index, w, h, depth):
     return np.frombuffer(raw, dt).reshape(h, w).astype(np.float32) / (255.0 if depth == 8 else 65535.0)
 
 
-def _box(a):
-    ys, xs = np.nonzero(a > 0)
+def _box(a, bit_depth=8):
+    """Box of the pixels whose alpha survives quantisation (what the exporter crops to)."""
+    ys, xs = np.nonzero(a >= 0.5 / (255.0 if bit_depth == 8 else 65535.0))
     return ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
 
 
@@ -90,7 +91,7 @@ def test_psd_read_back_by_imagemagick_and_psd_tools(tmp_path, doc, bit_depth, al
     assert rows[0][1:3] == (W, H) and rows[1][1:3] == (W, H) and rows[1][5] == "Background"
     tol = 1.01 / 255 if bit_depth == 8 else 2.0 / 65535
     for k, row in enumerate(rows[2:]):
-        y0, y1, x0, x1 = _box(stack[k])
+        y0, y1, x0, x1 = _box(stack[k], bit_depth)
         assert row[1:5] == (x1 - x0, y1 - y0, x0, y0), (k, row)
         assert row[5] == names[k]
         im_alpha = _im_alpha(path, row[0], x1 - x0, y1 - y0, bit_depth)
@@ -107,7 +108,7 @@ def test_psd_read_back_by_imagemagick_and_psd_tools(tmp_path, doc, bit_depth, al
     group = psd[1]
     assert group.is_group() and [l.name for l in group] == names
     for k, layer in enumerate(group):
-        y0, y1, x0, x1 = _box(stack[k])
+        y0, y1, x0, x1 = _box(stack[k], bit_depth)
         if alpha_as == "mask":
             assert layer.has_mask() and layer.mask.bbox == (x0, y0, x1, y1)
             a = layer.numpy("mask")[..., -1]
