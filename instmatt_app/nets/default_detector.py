@@ -148,17 +148,22 @@ class DefaultDetector:
                 binm.append(b)
         return kept
 
-    def _unexplained(self, alpha: np.ndarray, cands: list[_Cand], min_px: float) -> list[np.ndarray]:
-        """Connected regions of human alpha (> 0.5) that no candidate covers; boolean masks."""
-        human = alpha > 0.5
-        covered = np.zeros_like(human)
+    @staticmethod
+    def _covered(shape: tuple[int, int], cands: list[_Cand]) -> np.ndarray:
+        """Boolean (h, w): pixels some candidate claims (mask > 0.3), dilated by 1 % of the image."""
+        covered = np.zeros(shape, bool)
         for c in cands:
             covered |= c.mask > 0.3
         if covered.any():
-            r = max(3, int(0.01 * max(alpha.shape)))
+            r = max(3, int(0.01 * max(shape)))
             covered = cv2.dilate(covered.astype(np.uint8),
                                  cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
-        rest = (human & ~covered).astype(np.uint8)
+        return covered
+
+    def _unexplained(self, alpha: np.ndarray, cands: list[_Cand], min_px: float) -> list[np.ndarray]:
+        """Connected regions of human alpha (> 0.5) that no candidate covers; boolean masks."""
+        human = alpha > 0.5
+        rest = (human & ~self._covered(alpha.shape, cands)).astype(np.uint8)
         rest = cv2.morphologyEx(rest, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
         n, labels, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
         return [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_px]
@@ -175,7 +180,7 @@ class DefaultDetector:
         if not core.any():
             return None
         support = float(alpha[core].mean())
-        if support < self.config.min_support and not c.source.startswith("movenet"):
+        if support < self.config.min_support and not c.source.startswith(("movenet", "box")):
             return None
         if support >= 0.5:
             c.mask = np.minimum(c.mask, np.clip(alpha * 1.5, 0.0, 1.0))
@@ -203,6 +208,7 @@ class DefaultDetector:
         # in a square crop around it, else the human alpha inside the (feathered) box
         net = embedded.person_boxes(self.device) if cfg.use_boxes else None
         used: set[int] = set()
+        box_only: list = []  # boxes no pose explains: resolved once the posed people are known
         if net is not None:
             for pb in net.detect(work):
                 if pb.score < cfg.box_score:
@@ -216,19 +222,17 @@ class DefaultDetector:
                     used.add(j)
                     c = full_poses[j]
                     c.score = max(c.score, float(pb.score))
-                    c.source = "movenet+pose"
+                    c.source = "box+pose"
                     cands.append(c)
                     continue
-                found = self._poses_in_crop(work, box, 2, "movenet+pose")
+                found = self._poses_in_crop(work, box, 2, "box+pose")
                 fit, best = max(((_box_fit(c.mask, box), c) for c in found), default=(0.0, None),
                                 key=lambda t: t[0])
                 if best is not None and fit >= 0.4:
                     best.score = max(best.score, float(pb.score))
                     cands.append(best)
                 else:
-                    m = _box_alpha(alpha, box)
-                    if (m > 0.5).sum() >= min_px:
-                        cands.append(_Cand(m, float(pb.score) * 0.9, pb.keypoints, "movenet+alpha"))
+                    box_only.append((box, float(pb.score), pb.keypoints))
         # people the pose landmarker found and no box explains
         cands.extend(c for j, c in enumerate(full_poses) if j not in used and c.score >= cfg.pose_only_score)
         cands = self._merge(cands)
@@ -239,6 +243,12 @@ class DefaultDetector:
             cands.extend(c for c in self._poses_in_crop(work, (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), 3,
                                                         "alpha+pose") if c.score >= cfg.crop_score)
         cands = self._merge(cands)
+
+        # boxes without a pose keep the human alpha inside them that no other person explains
+        for box, score, kps in box_only:
+            m = _box_alpha(alpha, box) * (1.0 - self._covered(alpha.shape, cands))
+            if (m > 0.5).sum() >= min_px:
+                cands.append(_Cand(m.astype(np.float32), score * 0.9, kps, "box+alpha"))
 
         # what is still unexplained becomes a person of its own (never given to a neighbour)
         if cfg.residual_instances:

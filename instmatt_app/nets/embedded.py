@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["human_matter", "pose_segmenter", "human_alpha", "person_boxes", "EMBEDDED_MODEL_NAMES"]
 
-EMBEDDED_MODEL_NAMES = ("rvm-mobilenetv3", "pose-landmarker-full", "movenet-multipose", "centernet")
+EMBEDDED_MODEL_NAMES = ("rvm-mobilenetv3", "pose-landmarker-full", "movenet-multipose")
 
 
 @functools.lru_cache(maxsize=2)
@@ -34,14 +34,23 @@ def pose_segmenter() -> "PoseSegmenter":
 
 @functools.lru_cache(maxsize=2)
 def person_boxes(device: str = "cpu"):
-    """Person box detector: MoveNet-MultiPose fused with CenterNet (docs/detectors.md has the
-    measurements behind this choice), or None when this build ships neither."""
+    """Person box detector: MoveNet-MultiPose (Apache-2.0), or None when this build does not ship it.
+
+    CenterNet fused with MoveNet finds more people (docs/detectors.md) but its upstream states no
+    licence, so it is not shipped; a user who converts it (tools/convert_tfjs_models.py) into the
+    models folder as ``centernet.onnx`` gets the fused detector.
+    """
+    from instmatt_app.nets.movenet import MoveNetMultiPose
     from instmatt_app.nets.person_boxes import FusedPersonDetector
 
     try:
-        return FusedPersonDetector.from_files(model_path("movenet-multipose"), model_path("centernet"), device)
+        movenet_path = model_path("movenet-multipose")
     except ModelError:
         return None
+    centernet_path = movenet_path.parent / "centernet.onnx"
+    if centernet_path.is_file():
+        return FusedPersonDetector.from_files(movenet_path, centernet_path, device)
+    return MoveNetMultiPose(movenet_path, device)
 
 
 def human_alpha(ctx: "ImageContext", device: str = "cpu") -> np.ndarray:

@@ -11,6 +11,9 @@ from instmatt_app.nets.centernet import CenterNetPersons
 from instmatt_app.nets.person_boxes import PersonBox, box_iou, merge_person_boxes
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "centernet.onnx"
+# CenterNet is not shipped (its upstream states no licence, docs/detectors.md); these tests run where a
+# developer converted it into models/ with tools/convert_tfjs_models.py.
+pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason="models/centernet.onnx not converted here (not shipped)")
 
 # hand-checked person boxes (x0, y0, x1, y1), see tests/nets/test_movenet.py
 BUS_PEOPLE = [(50, 400, 245, 905), (222, 405, 345, 860), (668, 390, 810, 880)]
