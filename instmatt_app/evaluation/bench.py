@@ -35,6 +35,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from instmatt_app.evaluation import imq
+from instmatt_app.io.image_io import IMAGE_SUFFIXES, ImageLoadError, load_image
 
 __all__ = [
     "BenchInputError",
@@ -52,7 +53,6 @@ __all__ = [
 
 MASKS_ONLY = "masks only"
 THRESHOLDS = (0.5, 0.75)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class BenchInputError(ValueError):
@@ -99,13 +99,10 @@ class Dataset:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image, ImageOps
-
     try:
-        with Image.open(path) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise BenchInputError(f"{path}: cannot read image ({exc})") from None
+        return load_image(path)
+    except ImageLoadError as exc:
+        raise BenchInputError(str(exc)) from None
 
 
 def find_dataset(root: str | os.PathLike, limit: int | None = None) -> Dataset:

@@ -39,6 +39,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
+from instmatt_app.io.image_io import IMAGE_SUFFIXES  # matte files read
+
 __all__ = [
     "ERRORS",
     "IMQInputError",
@@ -62,7 +64,6 @@ __all__ = [
 ]
 
 ERRORS = ("mad", "mse", "grad", "conn")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _IOU_EPS = 1e-8
 _POOL_EPS = 1e-6
 # connectivity thresholds: float64 values equal to the official float32 torch.arange(0, 1.1, 0.1)

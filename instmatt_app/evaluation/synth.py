@@ -37,6 +37,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from instmatt_app.core.compositing import composite_sequence, visible_alphas
+from instmatt_app.evaluation.imq import IMQInputError, read_alpha_raw
+from instmatt_app.io.image_io import IMAGE_SUFFIXES, ImageLoadError, load_image
 
 __all__ = [
     "SynthInputError",
@@ -49,7 +51,6 @@ __all__ = [
     "generate_dataset",
 ]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 SIDES = ("top", "bottom", "left", "right")
 
 
@@ -61,35 +62,20 @@ class SynthInputError(ValueError):
 # --------------------------------------------------------------------------- reading
 
 def _read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; EXIF orientation applied."""
-    from PIL import Image, ImageOps
-
+    """(H, W, 3) uint8 RGB, EXIF orientation applied (:func:`instmatt_app.io.image_io.load_image`)."""
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise SynthInputError(f"{path}: cannot read image ({exc})") from None
+        return load_image(path)
+    except ImageLoadError as exc:
+        raise SynthInputError(str(exc)) from None
 
 
 def _read_grey(path: Path) -> np.ndarray:
-    """(H, W) uint8 alpha (16-bit is reduced to 8)."""
-    import cv2
-
-    data = np.fromfile(str(path), dtype=np.uint8)
-    a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if a is None:
-        raise SynthInputError(f"{path}: cannot read alpha matte")
-    if a.ndim == 3:
-        if a.shape[2] == 4:
-            a = a[..., 3]
-        elif np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2]):
-            a = a[..., 0]
-        else:
-            raise SynthInputError(f"{path}: colour image; an alpha matte must be grey")
-    if a.dtype == np.uint16:
-        a = np.round(a / 257.0).astype(np.uint8)
-    return a.astype(np.uint8, copy=False)
+    """(H, W) uint8 alpha, read as strictly as IMQ reads mattes (16-bit is reduced to 8)."""
+    try:
+        a = read_alpha_raw(path)
+    except IMQInputError as exc:
+        raise SynthInputError(str(exc)) from None
+    return a if a.dtype == np.uint8 else np.round(a / 257.0).astype(np.uint8)
 
 
 def _resize(a: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
@@ -344,6 +330,7 @@ class SyntheticGenerator:
         if not 16 <= st.long_side[0] <= st.long_side[1]:
             raise SynthInputError(f"long side range must satisfy 16 <= lo <= hi, got {st.long_side}")
         cutouts.max_paste_height = max(16, int(math.ceil(st.scale_range[1] * st.long_side[1])))
+        self._previews: dict[str, np.ndarray] = {}
 
     # ---------------------------------------------------------------- layout
     def _propose(self, rng: np.random.Generator, people: Sequence[Cutout], H: int, W: int,
@@ -436,15 +423,14 @@ class SyntheticGenerator:
 
     def _alpha_box(self, c: Cutout) -> np.ndarray:
         """The alpha box reduced to <= 512 px high (INTER_AREA), for the quick layout checks."""
-        key = "_alpha_preview_" + c.name
-        if key not in self.cutouts._cache:
+        if c.name not in self._previews:
             x0, y0, x1, y1 = c.box
             a = _read_grey(c.alpha_path)[y0:y1, x0:x1]
             f = min(1.0, 512 / a.shape[0])
             if f < 1.0:
                 a = _resize(a, (max(1, round(a.shape[1] * f)), max(1, round(a.shape[0] * f))))
-            self.cutouts._cache[key] = _Prepared(np.ascontiguousarray(a), np.zeros((1, 1, 3), np.float32), f)
-        return self.cutouts._cache[key].alpha
+            self._previews[c.name] = np.ascontiguousarray(a)
+        return self._previews[c.name]
 
     def _render_alphas(self, layers: Sequence[_Layer], H: int, W: int, f: float, with_fg: bool):
         h, w = max(1, round(H * f)), max(1, round(W * f))
