@@ -194,6 +194,13 @@ class Engine:
                 used[f"{kind}-weights"] = self._weights(kind)
         return used
 
+    def prepare(self, detector: bool = True) -> None:
+        """Build the configured models now (they are otherwise built on first use), so that a missing
+        model or weights file is reported before any photo is processed."""
+        if detector:
+            _ = self.detector
+        _ = self.matter
+
     # -- stages -------------------------------------------------------------------------
     def _call_with_fallback(self, fn_name: str, *args, **kwargs):
         """Run a model stage; on CUDA out-of-memory rebuild the models on the CPU and retry."""

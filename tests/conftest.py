@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 
+import tempfile
+
 REPO = Path(__file__).resolve().parents[1]
+# Tests never read or write the developer's real user data (added weights, recent files, autosave).
+os.environ["INSTMATT_DATA"] = tempfile.mkdtemp(prefix="instmatt-test-data-")
 SHARED = Path(os.environ.get("INSTMATT_SHARED", REPO.parent / "shared"))
 
 

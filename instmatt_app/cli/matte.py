@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         engine = Engine(EngineConfig(device=args.device, detector=args.detector, matting=args.matting,
                                      refine=args.refine, order=order, trimask_mode=args.trimask,
                                      max_side=args.max_side, official_postprocess=args.official_postprocess))
+        engine.prepare(detector=not args.masks)
     except (EngineError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
