@@ -145,7 +145,7 @@ def engine_predictor(methods: Sequence[str] = ("masks", "default", "instmatt"), 
     "masks": the default detector's coarse masks used as mattes (the paper's Mask R-CNN row);
     "default": the embedded default engine; "instmatt": the InstMatt network on the same coarse
     masks, when its weights are installed (otherwise skipped with a note, or an error when it is
-    the only method asked for).
+    asked for without "default").
     """
     from instmatt_app.model_manager import user_model
     from instmatt_app.nets.image_context import ImageContext
@@ -158,7 +158,7 @@ def engine_predictor(methods: Sequence[str] = ("masks", "default", "instmatt"), 
     if "instmatt" in methods:
         if user_model("instmatt"):
             inst = Engine(EngineConfig(device=device, matting="instmatt", refine=refine))
-        elif methods == ["instmatt"]:
+        elif "default" not in methods:  # asked for explicitly, not as one of "all"
             raise BenchInputError("--matting instmatt needs the InstMatt weights: add them with "
                                   "`instmatt models add instmatt FILE`")
         else:

@@ -145,3 +145,14 @@ def test_cli_bench_bad_input(tmp_path, capsys):
     (tmp_path / "images").mkdir()
     assert cli_main(["bench", str(tmp_path)]) == 2
     assert "neither alphas/" in capsys.readouterr().err
+
+
+def test_instmatt_without_weights(monkeypatch):
+    """Asked for explicitly: a clear error; as part of "all": skipped with a note."""
+    import instmatt_app.model_manager as mm
+
+    monkeypatch.setattr(mm, "user_model", lambda kind: None)
+    with pytest.raises(bench.BenchInputError, match="instmatt models add instmatt"):
+        bench.engine_predictor(("masks", "instmatt"))
+    _, notes = bench.engine_predictor(("masks", "default", "instmatt"))
+    assert notes == ["InstMatt network: weights not installed, not measured"]
