@@ -513,6 +513,18 @@ def _check_dir(path: Path, what: str) -> list[Path]:
     return subs
 
 
+def _usable_workers(workers: int, n_tasks: int) -> int:
+    """Processes worth starting: none for small sets (starting 2 spawned workers costs ~1.5 s, about
+    15 images of scoring), and none when ``__main__`` was read from stdin (``python - <<EOF``):
+    spawned workers re-import ``__main__`` by path and would fail in a loop."""
+    import sys
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if workers <= 1 or n_tasks < 16 or (main_file and not os.path.exists(main_file)):
+        return 1
+    return min(workers, n_tasks)
+
+
 def score_dirs(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
                thresholds: Sequence[float] = (0.5, 0.75), w: float = 10.0,
                official_compat: bool = False, workers: int = 2, progress: bool = False,
@@ -521,7 +533,8 @@ def score_dirs(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
 
     gt_dir: one sub-folder per image (``<name>/NN.png``, e.g. HIM2K ``alphas/comp``); pred_dir: the
     same ``<name>/`` sub-folders holding the predicted instance mattes (any file names).
-    workers: processes (1 = in this process). Raises :class:`IMQInputError` on bad input.
+    workers: processes (1 = in this process; sets under 16 images are always scored in this
+    process). Raises :class:`IMQInputError` on bad input.
     """
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     thresholds = [float(t) for t in thresholds]
@@ -541,7 +554,7 @@ def score_dirs(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
         notes.append(f"{missing} image(s) have no prediction folder: " +
                      ("skipped (--official-compat)" if official_compat else
                       "their ground-truth instances count as false negatives"))
-    workers = max(1, min(int(workers), len(tasks)))
+    workers = _usable_workers(int(workers), len(tasks))
     bar = None
     if progress:
         from tqdm import tqdm

@@ -281,3 +281,17 @@ def test_uint8_and_float_inputs_agree(golden):
     b = imq.score_image([p / 255.0 for p in preds], [g / 255.0 for g in gts])
     for pa, pb in zip(a.pairs, b.pairs):
         assert pa.errors == pytest.approx(pb.errors, abs=1e-12)
+
+
+def test_worker_processes_only_where_they_pay(monkeypatch):
+    import sys
+    import types
+
+    assert imq._usable_workers(2, 10) == 1  # small set: spawning costs more than it saves
+    assert imq._usable_workers(1, 100) == 1
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = __file__
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    assert imq._usable_workers(2, 100) == 2
+    fake_main.__file__ = "<stdin>"  # spawned workers could not re-import this __main__
+    assert imq._usable_workers(2, 100) == 1
