@@ -8,7 +8,6 @@ import subprocess
 import cv2
 import numpy as np
 import pytest
-import tifffile
 from PIL import Image
 from psd_tools import PSDImage
 
@@ -174,6 +173,7 @@ def test_export_result_png_tiff_psd(tmp_path, result, doc):
     comp = cv2.imread(str(tmp_path / "out" / "dev_0000_composite.png"), cv2.IMREAD_UNCHANGED)
     assert np.abs(comp[..., ::-1] / 257.0 - result.image).mean() <= 1.0
     # TIFF: real (unassociated) alpha, read by tifffile and by ImageMagick
+    import tifffile  # a dependency of the TIFF export (16-bit needs it)
     tif = tmp_path / "out" / "dev_0000_01_Person_1.tif"
     page = tifffile.TiffFile(tif).pages[0]
     assert page.dtype == np.uint16 and page.shape == doc.shape + (4,) and page.extrasamples == (2,)
