@@ -210,7 +210,7 @@ def _solve_on(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray | 
     for _ in range(iterations):
         S = np.zeros((m, 3), np.float32)
         us = []
-        for (j, idx, bp, nbpos, wts, inv_d, a_over_d, a, vals, data) in per_layer:
+        for (_j, _idx, bp, nbpos, wts, inv_d, _a_over_d, a, vals, data) in per_layer:
             b = data.copy()
             for wt, nb in zip(wts, nbpos):
                 b += wt[:, None] * vals[nb]
@@ -221,11 +221,11 @@ def _solve_on(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray | 
                 S[bp] += a[:, None] * b
             us.append(b)
         S /= q[:, None]                                  # (aᵀ D⁻¹ b) / (1 + aᵀ D⁻¹ a)
-        for (j, idx, bp, nbpos, wts, inv_d, a_over_d, a, vals, data), u in zip(per_layer, us):
+        for (_j, idx, bp, _nbpos, _wts, _inv_d, a_over_d, _a, vals, _data), u in zip(per_layer, us):
             u -= a_over_d[:, None] * (S if bp is None else S[bp])
             np.clip(u, 0.0, 1.0, out=u)
             vals[:len(idx)] = u
-    for (j, idx, bp, nbpos, wts, inv_d, a_over_d, a, vals, data) in per_layer:
+    for (j, idx, *_rest, vals, _data) in per_layer:
         Lf[j, idx] = vals[:len(idx)]
 
 
