@@ -138,10 +138,6 @@ class _List(QListWidget):
         self.setContextMenuPolicy(Qt.CustomContextMenu)
         self.setUniformItemSizes(True)
 
-    def dropEvent(self, event) -> None:  # noqa: N802
-        super().dropEvent(event)
-        ids_top_first = [self.item(i).data(ID_ROLE) for i in range(self.count())]
-        self.panel.reordered.emit(list(reversed(ids_top_first)))
 
 
 class LayersPanel(QWidget):
@@ -180,7 +176,9 @@ class LayersPanel(QWidget):
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemChanged.connect(self._item_changed)
         self.list.customContextMenuRequested.connect(self._context_menu)
+        self.list.model().rowsMoved.connect(self._rows_moved)  # drag and drop inside the list
         self._updating = False
+        self._shown_order: list[int] = []
 
     def _button(self, name: str, tip: str) -> QToolButton:
         b = QToolButton()
@@ -211,6 +209,7 @@ class LayersPanel(QWidget):
                 self.list.addItem(it)
                 if row.id == selected_id:
                     self.list.setCurrentItem(it)
+            self._shown_order = [r.id for r in rows]
             live = sum(not r.removed for r in rows)
             self.count_label.setText("No people" if not rows else f"{live} {'person' if live == 1 else 'people'}"
                                      + (f", {len(rows) - live} removed" if live != len(rows) else ""))
@@ -246,7 +245,24 @@ class LayersPanel(QWidget):
 
     def _item_changed(self, it: QListWidgetItem) -> None:
         if not self._updating:
-            self.renamed.emit(it.data(ID_ROLE), it.text())
+            from PySide6.QtCore import QTimer
+
+            lid, text = it.data(ID_ROLE), it.text()
+            # emitted after the editor has closed: the rename rebuilds the list, deleting this item
+            QTimer.singleShot(0, lambda: self.renamed.emit(lid, text))
+
+    def _rows_moved(self, *args) -> None:
+        if self._updating:
+            return
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, self._emit_order)  # after the view finished the move
+
+    def _emit_order(self) -> None:
+        order = list(reversed([self.list.item(i).data(ID_ROLE) for i in range(self.list.count())]))
+        if order != self._shown_order:
+            self._shown_order = order
+            self.reordered.emit(order)
 
     def _remove_current(self) -> None:
         lid = self.current_id()

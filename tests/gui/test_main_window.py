@@ -146,10 +146,22 @@ def test_hide_by_eye_icon_and_delete_key(window, qtbot):
 
 
 def test_rename_and_reorder_in_layers_panel(window, qtbot):
+    from PySide6.QtCore import QModelIndex
+    from PySide6.QtWidgets import QLineEdit
+
     ids = [la.id for la in window.doc.layers]
-    window.layers.renamed.emit(ids[0], "Zinedine")
-    assert window.doc.layer(ids[0]).name == "Zinedine"
-    window.layers.reordered.emit(list(reversed(ids)))
+    lst = window.layers.list
+    item = window.layers.item_for(ids[0])
+    lst.editItem(item)  # what a double-click does
+    editor = lst.findChild(QLineEdit)
+    assert editor is not None
+    editor.setText("Zinedine")
+    qtbot.keyClick(editor, Qt.Key_Return)  # the delegate commits on the next event-loop turn
+    qtbot.waitUntil(lambda: window.doc.layer(ids[0]).name == "Zinedine", timeout=2000)
+    n = len(window.doc.history)
+    # move the bottom row (back-most person) to the top, as a drag in the list does
+    assert lst.model().moveRow(QModelIndex(), lst.count() - 1, QModelIndex(), 0)
+    qtbot.waitUntil(lambda: len(window.doc.history) == n + 1, timeout=2000)
     assert [la.id for la in window.doc.layers] == list(reversed(ids))
     assert window.layers.list.item(0).data(Qt.UserRole) == ids[0]  # front-most is listed first
     window.undo()
