@@ -337,31 +337,29 @@ if njit is not None:
 
     @njit(cache=True, nogil=True)
     def _project_band(L, A, img, ys, xs, steps, tol):  # pragma: no cover - compiled
-        """Minimum-norm correction of the residual I − Σ α_j L_j on the band pixels."""
+        """Minimum-norm correction of the residual I − Σ α_j L_j on the band pixels, per channel,
+        over the layers that can still move towards it (an active set: clipped layers drop out)."""
         K = A.shape[0]
         for i in range(ys.size):
             y, x = ys[i], xs[i]
-            norm = 0.0
-            for j in range(K):
-                norm += A[j, y, x] * A[j, y, x]
-            if norm < 1e-12:
-                continue
-            for _ in range(steps):
-                r0 = img[y, x, 0]
-                r1 = img[y, x, 1]
-                r2 = img[y, x, 2]
-                for j in range(K):
-                    a = A[j, y, x]
-                    r0 -= a * L[j, y, x, 0]
-                    r1 -= a * L[j, y, x, 1]
-                    r2 -= a * L[j, y, x, 2]
-                if abs(r0) <= tol and abs(r1) <= tol and abs(r2) <= tol:
-                    break
-                for j in range(K):
-                    f = A[j, y, x] / norm
-                    L[j, y, x, 0] = min(1.0, max(0.0, L[j, y, x, 0] + f * r0))
-                    L[j, y, x, 1] = min(1.0, max(0.0, L[j, y, x, 1] + f * r1))
-                    L[j, y, x, 2] = min(1.0, max(0.0, L[j, y, x, 2] + f * r2))
+            for c in range(3):
+                for _ in range(steps):
+                    r = img[y, x, c]
+                    for j in range(K):
+                        r -= A[j, y, x] * L[j, y, x, c]
+                    if abs(r) <= tol:
+                        break
+                    norm = 0.0
+                    for j in range(K):
+                        v = L[j, y, x, c]
+                        if (r > 0 and v < 1.0) or (r < 0 and v > 0.0):
+                            norm += A[j, y, x] * A[j, y, x]
+                    if norm < 1e-12:
+                        break
+                    for j in range(K):
+                        v = L[j, y, x, c]
+                        if (r > 0 and v < 1.0) or (r < 0 and v > 0.0):
+                            L[j, y, x, c] = min(1.0, max(0.0, v + A[j, y, x] * r / norm))
 
 
 def _solve_level(L, A, img, band, iterations, eps, gw, coarse=None) -> None:
@@ -381,10 +379,13 @@ def _solve_level(L, A, img, band, iterations, eps, gw, coarse=None) -> None:
     _gs_sweeps(L, A, img, ys, xs, iterations, np.float32(eps), np.float32(gw))
 
 
-def _project(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray, steps: int = 3,
+def _project(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray, steps: int | None = None,
              tol: float = 0.1 / 255) -> None:
     """Add the residual I − Σ α_j L_j to the layers in proportion to α_j (min-norm), on the band
-    pixels whose residual exceeds ``tol``."""
+    pixels whose residual exceeds ``tol``; a layer clipped at 0 or 1 drops out and the others take
+    the rest (K + 1 steps reach the exact solution whenever one exists in [0, 1])."""
+    if steps is None:
+        steps = A.shape[0] + 1
     if njit is not None:
         ys, xs = np.nonzero(band)
         _project_band(L, A, img, ys.astype(np.int32), xs.astype(np.int32), steps, np.float32(tol))
@@ -401,13 +402,15 @@ def _project(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray, st
     idx, r, target = idx[bad], r[bad], target[bad]
     if idx.size == 0:
         return
-    a = Af[:, idx]
-    lv = Lf[:, idx]
-    scale = a / np.maximum((a * a).sum(axis=0), 1e-12)
+    a = Af[:, idx][..., None]                      # (K, m, 1)
+    lv = Lf[:, idx]                                # (K, m, 3)
     for step in range(steps):
         if step:
-            r = target - (a[..., None] * lv).sum(axis=0)
-        lv += scale[..., None] * r[None]
+            r = target - (a * lv).sum(axis=0)
+        free = ((r[None] > 0) & (lv < 1.0)) | ((r[None] < 0) & (lv > 0.0))
+        free &= (np.abs(r) > tol)[None]
+        norm = (a * a * free).sum(axis=0)          # (m, 3)
+        lv += np.where(free, a * (r / np.maximum(norm, 1e-12))[None], 0.0)
         np.clip(lv, 0.0, 1.0, out=lv)
     Lf[:, idx] = lv
 

@@ -170,3 +170,18 @@ def test_numpy_fallback_matches_compiled_solver(data_dir, monkeypatch):
     for i, a in enumerate(alphas):
         seen = a > 0.05
         assert np.abs(fast.layers[i][seen] - slow.layers[i][seen]).mean() < 3 / 255
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 50), (3, 2), (50, 1), (17, 33)])
+def test_odd_shapes_and_random_mixtures_reconstruct_exactly(shape):
+    """Random colours and alphas need clipped layers; the active-set projection still matches."""
+    rng = np.random.default_rng(sum(shape))
+    h, w = shape
+    img = rng.random((h, w, 3), dtype=np.float32)
+    for n in (1, 3):
+        a = rng.random((n, h, w), dtype=np.float32)
+        a /= np.maximum(a.sum(axis=0), 1.0)
+        for dense in (400_000, 4):      # dense solver and band-only solver
+            res = estimate_layer_colours(img, a, dense_pixels=dense)
+            assert np.isfinite(res.layers).all() and np.isfinite(res.background).all()
+            assert np.abs(reconstruct(a, res.layers, res.background) - img).max() <= 0.5 / 255
