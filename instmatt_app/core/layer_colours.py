@@ -23,8 +23,8 @@ few people the band is a few percent of the photo, which is what makes the full-
 cheap. After the last dense level, the background behind people (α_0 < 0.05) is replaced by an
 inpainted fill (:mod:`instmatt_app.core.inpaint`), so removing a person reveals a plausible
 background. A final projection step on the band distributes the residual I − Σ α_j L_j over the
-layers in proportion to α_j (the minimum-norm correction), so the reconstruction matches the
-photo to float precision wherever no clipping to [0, 1] is needed.
+layers in proportion to α_j (the minimum-norm correction; a layer clipped at 0 or 1 drops out and
+the others take the rest), so the reconstruction matches the photo to float precision.
 
 The sweeps run as compiled Gauss–Seidel loops (numba, which pymatting depends on; compiled once
 and cached next to this module). Without numba the same update runs as vectorised numpy Jacobi
