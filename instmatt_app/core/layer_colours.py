@@ -437,8 +437,7 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
     stats: optional dict that receives per-stage CPU seconds and band sizes (for benchmarks).
 
     Returns :class:`LayerColours` with layers (n, H, W, 3) and background (H, W, 3), float32 in
-    [0, 1]. Σ α_i L_i reproduces the photo to within float rounding except where it would need a
-    colour outside [0, 1].
+    [0, 1]. Σ α_i L_i (with α_0 = 1 − Σ α_i) reproduces the photo to float rounding.
     """
     img = np.asarray(image)
     if img.dtype == np.uint8:
