@@ -226,6 +226,9 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_swap, self.act_size_down, self.act_size_up])
         m = mb.addMenu("&People")
         m.addActions([self.act_detect, self.act_rematte])
+        m = mb.addMenu("&Help")
+        m.addAction(icon("mdi6.keyboard"), "Keyboard shortcuts", self.show_shortcuts, QKeySequence("F1"))
+        m.addAction("About InstMatt Studio", self.show_about)
 
         # top tool bar: file, history, views, zoom
         tb = QToolBar("Main")
@@ -719,8 +722,9 @@ class MainWindow(QMainWindow):
             self.select_person(self.inst_ids[-1] if self.inst_ids else None)
         else:
             self.set_document(doc, result)
-        for w in result.extras.get("warnings", []):
-            self.statusBar().showMessage(w, 8000)
+        warnings = list(result.extras.get("warnings", []))
+        if warnings:  # e.g. "GPU out of memory during ...; finished on the CPU"
+            self.show_info(" ".join(warnings), "warning")
         if not result.instances:
             self.show_info(f"No people found in {self.photo_path.name if self.photo_path else 'this photo'}. "
                            "Use the Add person tool (A) and click on a person to add them.", "warning",
@@ -1538,6 +1542,50 @@ class MainWindow(QMainWindow):
         if self.doc is not None:
             bg = self.doc.background
             self.background_panel.set_state(bg.mode, bg.blur_radius)
+
+    # ================================================================== help
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        """(keys, action) for every action that has a shortcut, in menu order."""
+        rows = []
+        for a in self.actions():
+            keys = ", ".join(k.toString(QKeySequence.NativeText) for k in a.shortcuts())
+            if keys:
+                rows.append((keys, a.text().replace("&", "")))
+        rows += [("Wheel", "Zoom around the mouse"), ("Space + drag, middle button", "Pan")]
+        return rows
+
+    def show_shortcuts(self) -> None:
+        from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHeaderView, QTableWidget, QTableWidgetItem
+
+        dlg = QDialog(self)
+        dlg.setWindowTitle("Keyboard shortcuts")
+        dlg.resize(520, 640)
+        lay = QVBoxLayout(dlg)
+        rows = self.shortcut_rows()
+        table = QTableWidget(len(rows), 2)
+        table.setHorizontalHeaderLabels(["Keys", "Action"])
+        table.verticalHeader().setVisible(False)
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        table.horizontalHeader().setStretchLastSection(True)
+        table.setEditTriggers(QTableWidget.NoEditTriggers)
+        table.setAlternatingRowColors(True)
+        for i, (keys, what) in enumerate(rows):
+            table.setItem(i, 0, QTableWidgetItem(keys))
+            table.setItem(i, 1, QTableWidgetItem(what))
+        lay.addWidget(table)
+        bb = QDialogButtonBox(QDialogButtonBox.Close)
+        bb.rejected.connect(dlg.reject)
+        lay.addWidget(bb)
+        self._shortcuts_dialog = dlg
+        dlg.show()
+
+    def show_about(self) -> None:
+        from PySide6.QtWidgets import QMessageBox
+
+        QMessageBox.about(self, "About InstMatt Studio",
+                          "<b>InstMatt Studio</b><br>Every person in a photo as a soft, editable layer.<br><br>"
+                          "Human Instance Matting via Mutual Guidance and Multi-Instance Refinement "
+                          "(Sun, Tang, Tai; CVPR 2022).<br>Model licences: Preferences ▸ Models.")
 
     # ================================================================== misc
     def toggle_panels(self) -> None:

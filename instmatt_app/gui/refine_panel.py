@@ -20,10 +20,6 @@ class _OrderList(QListWidget):
         self.setDefaultDropAction(Qt.MoveAction)
         self.setMaximumHeight(150)
 
-    def dropEvent(self, event) -> None:  # noqa: N802
-        super().dropEvent(event)
-        self.panel._list_reordered()
-
 
 class RefinePanel(QWidget):
     modeChanged = Signal(str)
@@ -56,6 +52,8 @@ class RefinePanel(QWidget):
         lay.addWidget(self.pick_btn)
         self.order_list = _OrderList(self)
         self.order_list.setMinimumHeight(62)
+        self.order_list.model().rowsMoved.connect(self._rows_moved)  # drag and drop inside the list
+        self._filling = False
         lay.addWidget(self.order_list)
         hint = QLabel("Drag to reorder; numbers are drawn on the photo.")
         hint.setObjectName("muted")
@@ -96,6 +94,7 @@ class RefinePanel(QWidget):
 
     def set_order(self, rows: list[tuple[int, str, str]]) -> None:
         """rows: (layer id, name, colour) in refinement order."""
+        self._filling = True
         self.order_list.clear()
         for n, (lid, name, colour) in enumerate(rows, 1):
             pm = QPixmap(12, 12)
@@ -103,9 +102,13 @@ class RefinePanel(QWidget):
             it = QListWidgetItem(pm, f"{n}.  {name}")
             it.setData(Qt.UserRole, lid)
             self.order_list.addItem(it)
+        self._filling = False
 
     def order(self) -> list[int]:
         return [self.order_list.item(i).data(Qt.UserRole) for i in range(self.order_list.count())]
 
-    def _list_reordered(self) -> None:
-        self.orderChanged.emit(self.order())
+    def _rows_moved(self, *args) -> None:
+        if not self._filling:
+            from PySide6.QtCore import QTimer
+
+            QTimer.singleShot(0, lambda: self.orderChanged.emit(self.order()))

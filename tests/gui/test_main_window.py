@@ -176,6 +176,14 @@ def test_cycle_order_by_clicking_and_refinement_with_heatmap(window, qtbot):
         click_canvas(qtbot, window, *_inside(window, lid))
     assert window.cycle_order == list(reversed(ids))
     assert window.refine_panel.order() == list(reversed(ids))
+    from PySide6.QtCore import QModelIndex  # dragging the order list works too
+    ol = window.refine_panel.order_list
+    assert ol.model().moveRow(QModelIndex(), ol.count() - 1, QModelIndex(), 0)
+    qtbot.waitUntil(lambda: window.cycle_order == ids, timeout=2000)
+    assert window.refine_panel.order() == ids
+    for lid in reversed(ids):  # and clicking sets it again
+        click_canvas(qtbot, window, *_inside(window, lid))
+    assert window.cycle_order == list(reversed(ids))
     window.wait_for_render()
     assert [b[2] for b in window.canvas.badges] == [str(i + 1) for i in range(len(ids))]
     n = len(window.doc.history)
@@ -393,3 +401,14 @@ def test_find_people_again_is_one_undo_step(window, qtbot):
     window.undo()
     assert [l.id for l in window.doc.layers] == before
     assert window.doc.layer(la.id).name == "Kept by undo"
+
+
+def test_shortcut_list_names_the_photographer_keys(window, qtbot):
+    rows = dict((what, keys) for keys, what in window.shortcut_rows())
+    for action, key in [("Alpha brush: paint the person in", "B"), ("Swap brush / eraser", "X"),
+                        ("Smaller brush", "["), ("Larger brush", "]"), ("Hide / show panels", "Tab"),
+                        ("Export…", "Ctrl+E"), ("Save project", "Ctrl+S")]:
+        assert key in rows[action], (action, rows.get(action))
+    window.show_shortcuts()
+    assert window._shortcuts_dialog.isVisible()
+    window._shortcuts_dialog.close()
