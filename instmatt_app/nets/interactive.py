@@ -32,6 +32,10 @@ __all__ = ["NothingPickedError", "PickSession", "pick_person", "image_fingerprin
 
 Point = Sequence[float]
 
+# a prior region is cut to the clicked person's pose mask only when that keeps less than this share
+# of it (tuned on COCO persons with a ground-truth prior, see docs/interactive.md)
+POSE_CUT_SHARE = 0.7
+
 
 class NothingPickedError(ValueError):
     """The prompts selected no pixels (e.g. a click on plain background that GrabCut rejected)."""
@@ -129,11 +133,16 @@ class PickSession:
     SAM detector. prior: optional (H, W) float32 human alpha in [0, 1]. others: optional (k, H, W)
     or list of (H, W) masks of people already found; GrabCut treats them as background so a click
     adds a new person (SAM ignores them).
+    pose: the embedded pose landmarker used by the default (no SAM) picking: a callable
+    ``(crop (h, w, 3) uint8 RGB, num_poses) -> list of objects with .mask (h, w) float32 in [0, 1]``
+    (:class:`instmatt_app.nets.pose_landmarker.PoseSegmenter`); "auto" = the embedded one when it
+    is installed, None = do without. The pose mask of the person under the click cuts that person
+    out of a human region shared with others, and without a prior it replaces GrabCut.
     """
 
     def __init__(self, image: np.ndarray, backend: Any = None, prior: np.ndarray | None = None,
                  others: Sequence[np.ndarray] | np.ndarray | None = None, work_long_side: int = 400,
-                 iterations: int = 3):
+                 iterations: int = 3, pose: Any = "auto"):
         if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
                 and image.dtype == np.uint8):
             raise ValueError("image: expected an (H, W, 3) uint8 RGB array, got "
@@ -151,6 +160,7 @@ class PickSession:
         self.work_long_side = int(work_long_side)
         self.iterations = int(iterations)
         self._work: _WorkCopy | None = None
+        self._pose = pose
         self.key = image_fingerprint(image)
 
     def _check_others(self, others) -> np.ndarray | None:
@@ -213,22 +223,81 @@ class PickSession:
         h, w = wk.image.shape[:2]
         ps, ns = pos * s, neg * s
         bs = tuple(v * s for v in box) if box is not None else None
+        person = self._pose_at(wk, ps, ns, bs) if len(ps) else None
         if wk.prior is not None:
-            region = self._prior_region(wk, ps, ns, bs)
+            region = self._prior_region(wk, ps, ns, bs, person)
             if region is not None:
                 return self._to_photo(region.astype(np.float32), wk)
+        if person is not None and not len(ns):
+            keep = person >= 0.5
+            if self.others is not None:
+                keep &= ~self._others_small(wk)
+            keep = self._keep_clicked(keep, ps)
+            if keep.any():
+                return self._to_photo(keep.astype(np.float32), wk)
         if bs is not None:
             return self._to_photo(self._grabcut_rect(wk, ps, ns, bs, guessed=False), wk)
         return self._to_photo(self._grabcut_rect(wk, ps, ns, guess_person_box(ps, w, h), guessed=True), wk)
 
-    def _prior_region(self, wk: _WorkCopy, ps: np.ndarray, ns: np.ndarray, bs) -> np.ndarray | None:
+    def _pose_model(self):
+        if isinstance(self._pose, str) and self._pose == "auto":
+            try:
+                from instmatt_app.nets.embedded import pose_segmenter
+
+                self._pose = pose_segmenter()
+            except Exception:  # not installed / not importable: pick without it
+                self._pose = None
+        return self._pose
+
+    def _pose_at(self, wk: _WorkCopy, ps: np.ndarray, ns: np.ndarray, bs) -> np.ndarray | None:
+        """The pose landmarker's mask (h, w) float32 of the person under the positive clicks, at
+        working resolution, or None. Crops tried: the box (padded square) if given, else squares
+        centred on the first click of 0.6 and 1.0 x the photo's long side. A pose counts when its
+        mask is >= 0.3 at the clicks on average and < 0.5 at every negative click."""
+        model = self._pose_model()
+        if model is None:
+            return None
+        h, w = wk.image.shape[:2]
+        if bs is not None:
+            side = 1.15 * max(bs[2] - bs[0], bs[3] - bs[1])
+            centres = [((bs[0] + bs[2]) / 2, (bs[1] + bs[3]) / 2, side)]
+        else:
+            centres = [(float(ps[0, 0]), float(ps[0, 1]), f * max(h, w)) for f in (0.6, 1.0)]
+        for cx, cy, side in centres:
+            x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+            x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+            if x1 - x0 < 16 or y1 - y0 < 16:
+                continue
+            try:
+                poses = model(np.ascontiguousarray(wk.image[y0:y1, x0:x1]), 3)
+            except Exception:  # a failing optional model must not break picking
+                return None
+            best, best_v = None, 0.3
+            for pose in poses:
+                m = np.asarray(pose.mask, np.float32)
+                if m.shape != (y1 - y0, x1 - x0):
+                    continue
+                at = lambda pts: np.array([m[min(max(int(y) - y0, 0), m.shape[0] - 1),  # noqa: E731
+                                             min(max(int(x) - x0, 0), m.shape[1] - 1)] for x, y in pts])
+                v = float(at(ps).mean())
+                if v > best_v and not (len(ns) and (at(ns) >= 0.5).any()):
+                    best, best_v = m, v
+            if best is not None:
+                out = np.zeros((h, w), np.float32)
+                out[y0:y1, x0:x1] = best
+                return out
+        return None
+
+    def _prior_region(self, wk: _WorkCopy, ps: np.ndarray, ns: np.ndarray, bs,
+                      person: np.ndarray | None = None) -> np.ndarray | None:
         """The picked person inside the prior's human region (working resolution, bool), or None
         when the prompts touch no human region of the prior.
 
         The connected region(s) of prior >= 0.5 under the positive clicks (or, with only a box, the
         largest one inside the box), cut to the box, minus the people in ``others``; negative clicks
-        inside it split it by GrabCut between the clicks; without them, people merged into one
-        region are split where it narrows (:func:`_split_at_necks`).
+        inside it split it between the clicks (:meth:`_split_by_clicks`); without them it is cut
+        to the pose landmarker's mask of the clicked person (``person``), or else split where it
+        narrows (:func:`_split_at_necks`).
         """
         h, w = wk.labels.shape
         diag = float(np.hypot(h, w))
@@ -257,8 +326,20 @@ class PickSession:
             inside = [(x, y) for x, y in ns if _touches(region, x, y, max(3, int(0.024 * diag)))]
             if inside:
                 region = self._split_by_clicks(wk, region, seeds, np.asarray(inside, np.float32), diag)
-        elif box_mask is None and self.others is None:
-            region = _split_at_necks(region, seeds)
+        elif self.others is None:
+            cut = None
+            if person is not None:
+                # the pose landmarker's person, grown by 2 % of the diagonal; used only when it
+                # leaves out a good part of the region (several people merged): its edges are coarse
+                k = max(3, int(0.02 * diag)) | 1
+                near = cv2.dilate((person >= 0.5).astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+                cut = self._keep_clicked(region & near, seeds, snap=max(3, int(0.03 * diag)))
+                if not (cut.any() and cut.sum() < POSE_CUT_SHARE * region.sum()):
+                    cut = None
+            if cut is not None:
+                region = cut
+            elif box_mask is None:
+                region = _split_at_necks(region, seeds)
         return region
 
     def _split_by_clicks(self, wk: _WorkCopy, region: np.ndarray, ps: np.ndarray, ns: np.ndarray,
@@ -453,15 +534,15 @@ _LAST: dict[str, Any] = {}
 def pick_person(image_rgb_uint8: np.ndarray, points: Sequence[Point] | None = None,
                 negatives: Sequence[Point] | None = None, box: Sequence[float] | None = None,
                 backend: Any = None, prior: np.ndarray | None = None,
-                others: Sequence[np.ndarray] | np.ndarray | None = None) -> Detection:
+                others: Sequence[np.ndarray] | np.ndarray | None = None, pose: Any = "auto") -> Detection:
     """One person from clicks and/or a box (see :class:`PickSession` and :meth:`PickSession.click`).
 
     The session of the last photo is kept, so repeated calls on the same photo (same pixels, same
     backend, same prior and others objects) reuse its per-photo work.
     """
-    key = (image_fingerprint(image_rgb_uint8), id(backend), id(prior), id(others))
+    key = (image_fingerprint(image_rgb_uint8), id(backend), id(prior), id(others), id(pose))
     session = _LAST.get("session")
     if session is None or _LAST.get("key") != key:
-        session = PickSession(image_rgb_uint8, backend=backend, prior=prior, others=others)
-        _LAST.update(session=session, key=key, refs=(backend, prior, others))  # refs keep the ids valid
+        session = PickSession(image_rgb_uint8, backend=backend, prior=prior, others=others, pose=pose)
+        _LAST.update(session=session, key=key, refs=(backend, prior, others, pose))  # refs keep the ids valid
     return session.click(points=points, negatives=negatives, box=box)
