@@ -463,32 +463,44 @@ class Document:
             return cv2.GaussianBlur(l0, (0, 0), sigmaX=float(bg.blur_radius), sigmaY=float(bg.blur_radius))
         return l0
 
-    def composite_rgba(self) -> np.ndarray:
-        """(H, W, 4) float32: premultiplied-free colour and coverage; coverage is 1 except in
-        "transparent" mode, where it is Σ w_i and the colour is un-premultiplied."""
+    def _people_sum(self) -> tuple[np.ndarray, np.ndarray]:
+        """(Σ w_i adj_i(L_i) as (H, W, 3), Σ w_i as (H, W)), float32, over the shown people."""
         self.ensure_colours()
         shown, w = self.shown_weights()
         H, W = self.shape
         acc = np.zeros((H, W, 3), np.float32)
+        cover = np.zeros((H, W), np.float32)
         for layer, wi in zip(shown, w):
             box = _box_of(wi > 0)          # only where the person has weight
             if box is None:
                 continue
             sl = (slice(box[0], box[1]), slice(box[2], box[3]))
-            acc[sl] += wi[sl][..., None] * apply_adjustments(layer.colour[sl], layer.adjustments)
-        cover = w.sum(axis=0) if len(w) else np.zeros((H, W), np.float32)
+            ws = wi[sl]
+            acc[sl] += ws[..., None] * apply_adjustments(layer.colour[sl], layer.adjustments)
+            cover[sl] += ws
+        return acc, cover
+
+    def composite_rgba(self) -> np.ndarray:
+        """(H, W, 4) float32: straight (not premultiplied) colour and coverage; coverage is 1
+        except in "transparent" mode, where it is Σ w_i."""
+        acc, cover = self._people_sum()
         bg = self.background_image()
+        H, W = self.shape
         if bg is None:
             colour = acc / np.maximum(cover, 1e-6)[..., None]
             colour[cover <= 1e-6] = 0
             return np.dstack([np.clip(colour, 0, 1), np.clip(cover, 0, 1)]).astype(np.float32)
         acc += np.clip(1.0 - cover, 0.0, 1.0)[..., None] * bg
-        return np.dstack([np.clip(acc, 0, 1), np.ones((H, W), np.float32)])
+        np.clip(acc, 0.0, 1.0, out=acc)
+        return np.dstack([acc, np.ones((H, W), np.float32)])
 
     def composite(self) -> np.ndarray:
         """(H, W, 3) float32 in [0, 1]: the recomposited photo (transparent mode: over black)."""
-        rgba = self.composite_rgba()
-        return np.ascontiguousarray(rgba[..., :3] * rgba[..., 3:])
+        acc, cover = self._people_sum()
+        bg = self.background_image()
+        if bg is not None:
+            acc += np.clip(1.0 - cover, 0.0, 1.0)[..., None] * bg
+        return np.clip(acc, 0.0, 1.0, out=acc)
 
 
 def _box_of(mask: np.ndarray):
