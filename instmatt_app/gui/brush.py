@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import cv2
 
-__all__ = ["Stroke", "paint_alpha", "GUIDANCE_LABELS"]
+__all__ = ["Stroke", "paint_alpha", "edit_guidance", "GUIDANCE_LABELS"]
 
 GUIDANCE_LABELS = {"this": "This person", "other": "Another person", "background": "Background"}
 
@@ -82,3 +82,36 @@ def paint_alpha(alpha: np.ndarray, stroke: Stroke, target: float) -> np.ndarray 
     region += c * (float(target) - region)
     np.clip(region, 0.0, 1.0, out=region)
     return out
+
+
+def edit_guidance(guidance: dict[int, np.ndarray], layer_id: int, cov, label: str) -> None:
+    """Apply one guidance stroke to the people's coarse masks, in place.
+
+    guidance: {layer id: (H, W) float32 mask in [0, 1]} (must hold ``layer_id``); cov: the
+    stroke's ``(bbox, coverage)`` from :meth:`Stroke.coverage`; label:
+
+    * "this": the painted pixels belong to this person (added to it, taken from everyone else);
+    * "other": they belong to another person: taken from this one and given to the neighbour
+      whose mask already covers most of the stroke (nobody gets them when there is no neighbour);
+    * "background": they belong to nobody (taken from everyone).
+    """
+    if label not in GUIDANCE_LABELS:
+        raise ValueError(f"unknown guidance label {label!r}; use one of {', '.join(GUIDANCE_LABELS)}")
+    (x0, y0, x1, y1), c = cov
+    g = guidance[layer_id][y0:y1, x0:x1]
+    if label == "this":
+        np.maximum(g, c, out=g)
+        for lid, m in guidance.items():
+            if lid != layer_id:
+                m[y0:y1, x0:x1] *= 1.0 - c
+        return
+    g *= 1.0 - c
+    if label == "background":
+        for m in guidance.values():
+            m[y0:y1, x0:x1] *= 1.0 - c
+        return
+    others = [(float((m[y0:y1, x0:x1] * c).sum()), lid) for lid, m in guidance.items() if lid != layer_id]
+    if others:
+        _, best = max(others)
+        o = guidance[best][y0:y1, x0:x1]
+        np.maximum(o, c, out=o)

@@ -12,9 +12,7 @@ redo cover everything), and files are read and written by :mod:`instmatt_app.io`
 """
 from __future__ import annotations
 
-import json
 import threading
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -27,12 +25,14 @@ from PySide6.QtWidgets import (QButtonGroup, QDockWidget, QFileDialog, QHBoxLayo
 
 from instmatt_app.gui import render
 from instmatt_app.gui.banner import Banner
-from instmatt_app.gui.brush import GUIDANCE_LABELS, Stroke, paint_alpha
+from instmatt_app.gui.brush import GUIDANCE_LABELS, Stroke, edit_guidance, paint_alpha
 from instmatt_app.gui.canvas import Canvas
 from instmatt_app.gui.doc_edits import set_alphas
+from instmatt_app.gui.engine_jobs import rematte
 from instmatt_app.gui.icons import app_icon, icon
 from instmatt_app.gui.layers_panel import LayerRow, LayersPanel
 from instmatt_app.gui.recolour_panel import RecolourPanel
+from instmatt_app.gui.recovery import RecoveryStore
 from instmatt_app.gui.refine_panel import RefinePanel
 from instmatt_app.gui.settings import AppSettings
 from instmatt_app.gui.worker import Task
@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
 
             recovery_dir = Path(platformdirs.user_data_dir("instmatt-studio", "InstMatt")) / "recovery"
         self.recovery_dir = Path(recovery_dir)
+        self.recovery = RecoveryStore(self.recovery_dir)
         # state
         self.photo_path: Path | None = None
         self.project_path: Path | None = None
@@ -596,9 +597,10 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _update_title(self) -> None:
-        name = (self.project_path or self.photo_path)
+        path = (self.project_path or self.photo_path)
+        name = path.name if path else ("Untitled" if self.doc is not None else "")
         base = "InstMatt Studio"
-        self.setWindowTitle(f"{name.name}{' *' if self._dirty else ''} — {base}" if name else base)
+        self.setWindowTitle(f"{name}{' *' if self._dirty else ''} — {base}" if name else base)
 
     def _update_actions(self) -> None:
         has_doc = self.doc is not None
@@ -749,8 +751,10 @@ class MainWindow(QMainWindow):
         self.set_document(doc, result)
         self.canvas.fit()
 
-    def open_project(self, path: Path) -> bool:
-        """Load a .instmatt project in the background (colour layers are re-estimated there)."""
+    def open_project(self, path: Path, recovered: bool = False) -> bool:
+        """Load a .instmatt project in the background (colour layers are re-estimated there).
+
+        recovered: the autosave after a crash: shown as unsaved work with no file name."""
         path = Path(path)
         if self._busy():
             self.show_info("Please wait: another job is still running (Esc cancels it).", "warning")
@@ -767,10 +771,14 @@ class MainWindow(QMainWindow):
 
         def done(doc) -> None:
             self.banner.hide()
-            self.settings.add_recent(path)
+            if not recovered:
+                self.settings.add_recent(path)
             self.image = doc.image
-            self.project_path, self.photo_path = path, None
+            self.project_path, self.photo_path = (None if recovered else path), None
             self.set_document(doc, None)
+            if recovered:
+                self._dirty = self._autosave_dirty = True
+                self._update_title()
             self.canvas.fit()
             self.peopleReady.emit()
 
@@ -1199,29 +1207,10 @@ class MainWindow(QMainWindow):
             self.rematte_selected()
 
     def paint_guidance(self, layer_id: int, cov, label: str) -> None:
-        """Edit the coarse masks the matter is guided by: this person / another person / background."""
-        (x0, y0, x1, y1), c = cov
+        """Edit the coarse masks the matter is guided by (see :func:`brush.edit_guidance`)."""
         if layer_id not in self.guidance:
-            la = self.layer(layer_id)
-            self.guidance[layer_id] = (la.alpha > 0.5).astype(np.float32)
-        g = self.guidance[layer_id][y0:y1, x0:x1]
-        if label == "this":
-            np.maximum(g, c, out=g)
-            for lid, m in self.guidance.items():  # the painted pixels belong to this person only
-                if lid != layer_id:
-                    m[y0:y1, x0:x1] *= 1.0 - c
-        else:
-            g *= 1.0 - c
-            if label == "background":
-                for m in self.guidance.values():
-                    m[y0:y1, x0:x1] *= 1.0 - c
-            else:  # "another person": the neighbour who already covers most of the stroke
-                others = [(float((m[y0:y1, x0:x1] * c).sum()), lid) for lid, m in self.guidance.items()
-                          if lid != layer_id]
-                if others:
-                    _, best = max(others)
-                    o = self.guidance[best][y0:y1, x0:x1]
-                    np.maximum(o, c, out=o)
+            self.guidance[layer_id] = (self.layer(layer_id).alpha > 0.5).astype(np.float32)
+        edit_guidance(self.guidance, layer_id, cov, label)
 
     def _instance_masks(self) -> np.ndarray:
         """(k, H, W) float32 guidance masks in engine-instance order (edited ones where painted)."""
@@ -1252,7 +1241,7 @@ class MainWindow(QMainWindow):
         k = self.inst_ids.index(la.id)
 
         def work(progress, cancelled):
-            return _rematte(self._get_engine(), base, masks, mode, order, progress)
+            return rematte(self._get_engine(), base, masks, mode, order, progress)
 
         def done(new_result) -> None:
             self.result = new_result
@@ -1310,7 +1299,7 @@ class MainWindow(QMainWindow):
             engine = self._get_engine()
             if masks is not None:
                 all_masks = np.concatenate([masks, det.mask[None].astype(np.float32)])
-                new = _rematte(engine, base, all_masks, mode, order + [len(order)], progress, added=det)
+                new = rematte(engine, base, all_masks, mode, order + [len(order)], progress, added=det)
             else:
                 new = engine.run(image, masks=det.mask[None], progress=progress, cancel=cancelled)
             return new
@@ -1351,9 +1340,9 @@ class MainWindow(QMainWindow):
             par = None
             if need_parallel:
                 progress("parallel reference", 0.1)
-                par = _rematte(engine, base, masks, "parallel", order, progress)
+                par = rematte(engine, base, masks, "parallel", order, progress)
             progress(mode, 0.5)
-            return _rematte(engine, base, masks, mode, order, progress), par
+            return rematte(engine, base, masks, mode, order, progress), par
 
         def done(out) -> None:
             res, par = out
@@ -1457,22 +1446,16 @@ class MainWindow(QMainWindow):
 
     @property
     def autosave_path(self) -> Path:
-        return self.recovery_dir / "autosave.instmatt"
+        return self.recovery.project_path
 
     def autosave(self) -> bool:
         """Save unsaved work to the recovery folder (only when something changed)."""
         if self.doc is None or not self._autosave_dirty or self._busy():
             return False
-        from instmatt_app.io import project_file
-
         try:
-            project_file.save_project(self.doc, self.autosave_path)
-            from instmatt_app.io.atomic import atomic_write_bytes
-
-            meta = {"photo": str(self.photo_path or ""), "project": str(self.project_path or ""),
-                    "time": time.time()}
-            atomic_write_bytes(self.recovery_dir / "autosave.json", json.dumps(meta).encode())
-        except Exception as exc:  # noqa: BLE001
+            with self.doc_lock:
+                self.recovery.save(self.doc, self.photo_path, self.project_path)
+        except Exception as exc:  # noqa: BLE001 - shown; the next change retries
             self.statusBar().showMessage(f"Autosave failed: {_friendly_error(exc)}", 8000)
             return False
         self._autosave_dirty = False
@@ -1481,34 +1464,18 @@ class MainWindow(QMainWindow):
 
     def check_recovery(self) -> None:
         """At start: an autosave left behind means the app did not close normally; offer to restore it."""
-        if not self.autosave_path.is_file() or self.doc is not None:
+        if not self.recovery.exists() or self.doc is not None:
             return
-        when = ""
-        try:
-            meta = json.loads((self.recovery_dir / "autosave.json").read_text())
-            when = time.strftime(" from %H:%M on %d %b", time.localtime(meta.get("time", 0)))
-            src = Path(meta.get("project") or meta.get("photo") or "").name
-        except Exception:  # noqa: BLE001
-            src = ""
-        self.show_info(f"InstMatt Studio did not close normally. Unsaved work{when}"
-                       f"{' (' + src + ')' if src else ''} can be restored.", "warning",
+        self.show_info(f"InstMatt Studio did not close normally. Unsaved work{self.recovery.describe()} "
+                       "can be restored.", "warning",
                        [("Restore", self.restore_autosave), ("Discard", self.discard_autosave)])
 
     def restore_autosave(self) -> bool:
-        path = self.autosave_path
-        ok = self.open_project(path)
-        if ok:
-            self.project_path = None
-            self._dirty = True
-            self._update_title()
-        return ok
+        """Open the autosave as unsaved work (saving asks for a new file name)."""
+        return self.open_project(self.autosave_path, recovered=True)
 
     def discard_autosave(self) -> None:
-        for p in (self.autosave_path, self.recovery_dir / "autosave.json"):
-            try:
-                p.unlink()
-            except OSError:
-                pass
+        self.recovery.discard()
 
     # ================================================================== background
     def set_background_mode(self, mode: str) -> None:
@@ -1638,33 +1605,3 @@ def _adjust_values(adj) -> dict[str, float]:
 
     d = asdict(adj) if is_dataclass(adj) else dict(adj)
     return {k: float(v) for k, v in d.items() if isinstance(v, (int, float))}
-
-
-def _rematte(engine, base, masks: np.ndarray, mode: str, order, progress, added=None):
-    """Re-run matting + refinement with new coarse masks, reusing ``base``'s cached per-photo work.
-
-    masks: (k, H, W) float32 in [0, 1], instance order (a new person appended when ``added``).
-    """
-    from instmatt_app.core.result import Instance, MattingResult
-    from instmatt_app.core.trimask import trimasks
-
-    mode_tm = "sum" if engine.matting_name == "instmatt" else engine.config.trimask_mode
-    tm = trimasks(masks.astype(np.float32), mode_tm)
-    insts = []
-    for i, m in enumerate(masks):
-        if i < len(base.instances):
-            old = base.instances[i]
-            ys, xs = np.nonzero(m > 0.5)
-            box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)) if len(xs) else old.box
-            insts.append(Instance(index=i, box=box, score=old.score, coarse_mask=m, trimask=tm[i],
-                                  trimatte=old.trimatte, source=old.source))
-        else:
-            insts.append(Instance(index=i, box=added.box, score=added.score, coarse_mask=m, trimask=tm[i],
-                                  trimatte=np.zeros((3,) + m.shape, np.float32), source=added.source))
-    k = len(insts)
-    if order is None or sorted(order) != list(range(k)):
-        order = list(range(k))
-    tmp = MattingResult(image=base.image, instances=insts, order=order, refine_mode=base.refine_mode,
-                        device=base.device, timings=dict(base.timings), models=base.models, extras=base.extras)
-    progress("matte", 0.5)
-    return engine.refine(tmp, mode, order)

@@ -131,6 +131,9 @@ def test_autosave_and_recovery_after_a_crash(window, make_window, tmp_path, qtbo
     with qtbot.waitSignal(second.peopleReady, timeout=60_000):
         restore.click()
     assert "Unsaved name" in [la.name for la in second.doc.layers]
+    assert second.project_path is None and second.windowTitle().startswith("Untitled *")
+    assert second._dirty  # restored work counts as unsaved: Ctrl+S asks for a new file name
+    second.ask_before_discarding = False
     second.close()  # a normal exit removes the recovery file
     assert not window.autosave_path.exists()
 
