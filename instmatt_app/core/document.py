@@ -420,16 +420,27 @@ class Document:
         total = np.zeros((H, W), np.float32)
         for lid in self.photo_order:
             total += by_id[lid].alpha
-        scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-12), 1.0).astype(np.float32)
-        out = {}
+        scale = None
+        if total.max() > 1.0:             # over-full pixels: scale down like the colour estimation
+            scale = np.ones((H, W), np.float32)
+            over = total > 1.0
+            scale[over] = 1.0 / total[over]
+        del total
+        slot = {lid: k for k, lid in enumerate(ids)}
+        result = np.zeros((len(ids), H, W), np.float32)
         front = np.zeros((H, W), np.float32)  # Σ α' of the layers in front, in photo order
+        t = np.empty((H, W), np.float32)
         for lid in reversed(self.photo_order):
-            vis = by_id[lid].alpha * scale
-            if lid in ids:
-                t = 1.0 - front
-                out[lid] = np.where(t > 1e-6, np.clip(vis / np.maximum(t, 1e-6), 0.0, 1.0), 0.0).astype(np.float32)
+            vis = by_id[lid].alpha if scale is None else by_id[lid].alpha * scale
+            if lid in slot:
+                o = result[slot[lid]]
+                np.subtract(1.0, front, out=t)
+                hidden = t <= 1e-6
+                np.maximum(t, 1e-6, out=t)
+                np.divide(vis, t, out=o)
+                np.clip(o, 0.0, 1.0, out=o)
+                o[hidden] = 0.0
             front += vis
-        result = np.stack([out[i] for i in ids]) if ids else np.zeros((0, H, W), np.float32)
         result.setflags(write=False)     # cached: callers must not modify it
         self._stack_cache = (key, result)
         return result
