@@ -182,12 +182,12 @@ class Document:
             raise ValueError(f"result image is {result.image.shape[:2]}, document is {self.shape}")
         layers = []
         for k, inst in enumerate(result.instances):
-            tm = np.asarray(inst.trimatte, np.float32)
-            layers.append(self._new_layer(tm[0].copy(), tm.copy(), f"Person {k + 1}"))
+            tm = np.asarray(inst.trimatte, np.float32)   # shared with the result, never modified
+            layers.append(self._new_layer(tm[0].copy(), tm, f"Person {k + 1}"))
         return layers
 
     def _new_layer(self, alpha, trimatte=None, name=None) -> PersonLayer:
-        alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)
+        alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)   # a new array: painted in place
         self._check_alpha(alpha)
         if trimatte is not None:
             trimatte = np.asarray(trimatte, np.float32)
