@@ -283,7 +283,11 @@ class Document:
         return self.history.push(SetBackground(settings))
 
     def set_alpha(self, layer_id: int, new_alpha: np.ndarray):
-        """Replace a layer's alpha (a whole brush stroke) as one undo step; None if unchanged."""
+        """Replace a layer's alpha (a whole brush stroke) as one undo step; None if unchanged.
+
+        new_alpha: (H, W) float in [0, 1], a *new* array (paint on a copy of ``layer.alpha``:
+        the command finds the changed box by comparing the two).
+        """
         layer = self.layer(layer_id)
         new_alpha = np.clip(np.asarray(new_alpha, np.float32), 0.0, 1.0)
         self._check_alpha(new_alpha)
