@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geom)
         if state is not None:
             self.restoreState(state)
+        self._keep_keys_for_shortcuts()
         QTimer.singleShot(0, self.check_recovery)
 
     # ================================================================== UI construction
@@ -414,6 +415,18 @@ class MainWindow(QMainWindow):
         self.hard_slider.setValue(int(round(float(self.settings.get("brush_hardness")) * 100)))
         self.set_tool("select")
 
+    def _keep_keys_for_shortcuts(self) -> None:
+        """Single-key shortcuts (B, E, X, [, ], 1-5, ...) must reach the window: number fields take
+        the keyboard only when clicked and give it back to the canvas when editing ends."""
+        from PySide6.QtWidgets import QAbstractSpinBox, QSlider as _Slider
+
+        for w in self.findChildren(QAbstractSpinBox):
+            w.setFocusPolicy(Qt.ClickFocus)
+            w.editingFinished.connect(self.canvas.setFocus)
+        for w in self.findChildren(_Slider):
+            w.setFocusPolicy(Qt.NoFocus)
+        self.canvas.setFocus()
+
     # ================================================================== small helpers
     def show_error(self, text: str, actions=None) -> None:
         self.banner.show_message(text, "error", actions)
@@ -567,6 +580,7 @@ class MainWindow(QMainWindow):
         self._sync_background()
         self.select_person(live[-1].id if live else None)
         self.canvas.set_image(self._render_view(), keep_view=True)
+        self.canvas.setFocus()
         self._update_actions()
         self._update_title()
 

@@ -66,6 +66,8 @@ def group_doc(group_result):
 @pytest.fixture
 def make_window(qtbot, qapp, engine, tmp_path):
     """Factory: a shown MainWindow with private settings and recovery folder, using the shared engine."""
+    from PySide6.QtWidgets import QApplication
+
     from instmatt_app.gui.app import create_app
     from instmatt_app.gui.main_window import MainWindow
     from instmatt_app.gui.settings import AppSettings
@@ -80,6 +82,8 @@ def make_window(qtbot, qapp, engine, tmp_path):
         win.resize(1280, 800)
         win.show()
         qtbot.waitExposed(win)
+        win.activateWindow()  # window shortcuts (B, E, Ctrl+Z, ...) need the active window
+        qtbot.waitUntil(lambda: QApplication.activeWindow() is win, timeout=5000)
         return win
 
     return make

@@ -412,3 +412,27 @@ def test_shortcut_list_names_the_photographer_keys(window, qtbot):
     window.show_shortcuts()
     assert window._shortcuts_dialog.isVisible()
     window._shortcuts_dialog.close()
+
+
+def test_add_a_missed_person_by_clicking(make_window, engine, group_result, group_path, qtbot):
+    """Only person 0 was found; the Add person tool picks person 1 with one click."""
+    masks = np.stack([group_result.instances[0].coarse_mask])
+    one = engine.run(group_result.image, masks=masks)
+    win = make_window()
+    win.set_result(one, group_path)
+    missing = group_result.instances[1].alpha
+    x, y = point_inside(missing, group_result.instances[0].alpha)
+    qtbot.keyClick(win, Qt.Key_A)
+    assert win.tool == "add"
+    with qtbot.waitSignal(win.taskFinished, timeout=60_000):
+        click_canvas(qtbot, win, x, y)
+    assert not win.banner.isVisible() or win.banner.level != "error", win.banner.text.text()
+    assert len(win.live_layers()) == 2
+    new = win.doc.layers[-1]
+    assert win.selected_id == new.id and win.tool == "select"
+    inter = ((new.alpha > 0.5) & (missing > 0.5)).sum()
+    union = ((new.alpha > 0.5) | (missing > 0.5)).sum()
+    assert inter / union > 0.6, f"IoU with the missed person {inter / union:.2f}"
+    assert win.doc.history.undo_label == "Add person"
+    win.undo()
+    assert len(win.live_layers()) == 1
