@@ -45,7 +45,9 @@ def export_result(result_or_doc, out_dir: str | os.PathLike, formats: Iterable[s
                   bit_depth: int = 8, alpha_as: str = "transparency", people: Iterable[int] | None = None,
                   stem: str | None = None) -> list[Path]:
     """Export; returns the written paths. See the module docstring for the files."""
-    formats = {f.lower().strip() for f in ([formats] if isinstance(formats, str) else formats)}
+    if isinstance(formats, str):            # "psd,png" as typed on a command line
+        formats = formats.split(",")
+    formats = {f.lower().strip() for f in formats if f.strip()}
     if "tif" in formats:
         formats = (formats - {"tif"}) | {"tiff"}
     unknown = formats - set(FORMATS)

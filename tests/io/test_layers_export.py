@@ -192,6 +192,7 @@ def test_export_options_and_errors(tmp_path, doc):
     assert img.mode == "RGB" and img.size == (doc.shape[1], doc.shape[0])
     with pytest.raises(ValueError, match="format"):
         export_result(doc, tmp_path, formats={"jpeg"})
+    assert {p.suffix for p in export_result(doc, tmp_path / "s", formats="psd, tif")} == {".psd", ".tif"}
     with pytest.raises(ValueError, match="bit depth"):
         export_result(doc, tmp_path, formats={"png"}, bit_depth=12)
     with pytest.raises(ValueError, match="no person with id"):
