@@ -50,6 +50,16 @@ def _magick() -> str:
     return exe
 
 
+def _convert() -> list[str]:
+    """ImageMagick's converter: IM7 ``magick``, Debian's IM6 binary by its own name, else ``convert``."""
+    _magick()
+    for name in ("magick", "convert-im6.q16", "convert"):
+        exe = shutil.which(name)
+        if exe:
+            return [exe]
+    pytest.fail("ImageMagick's convert was not found")
+
+
 def _im_layers(path):
     """[(index, width, height, x, y, label)] as ImageMagick's identify sees the file."""
     out = subprocess.run([_magick(), "-format", "%p %w %h %X %Y %l\n", str(path)],
@@ -62,7 +72,7 @@ def _im_layers(path):
 
 
 def _im_alpha(path, index, w, h, depth):
-    raw = subprocess.run(["convert", f"{path}[{index}]", "-alpha", "extract", "-depth", str(depth),
+    raw = subprocess.run(_convert() + [f"{path}[{index}]", "-alpha", "extract", "-depth", str(depth),
                           "-endian", "LSB", "gray:-"], capture_output=True, check=True).stdout
     dt = np.uint8 if depth == 8 else np.dtype("<u2")
     return np.frombuffer(raw, dt).reshape(h, w).astype(np.float32) / (255.0 if depth == 8 else 65535.0)
@@ -96,7 +106,7 @@ def test_psd_read_back_by_imagemagick_and_psd_tools(tmp_path, doc, bit_depth, al
         im_alpha = _im_alpha(path, row[0], x1 - x0, y1 - y0, bit_depth)
         assert np.abs(im_alpha - stack[k][y0:y1, x0:x1]).max() <= tol
     # the merged preview ImageMagick shows is the photo
-    raw = subprocess.run(["convert", f"{path}[0]", "-depth", "8", "rgb:-"], capture_output=True, check=True).stdout
+    raw = subprocess.run(_convert() + [f"{path}[0]", "-depth", "8", "rgb:-"], capture_output=True, check=True).stdout
     merged = np.frombuffer(raw, np.uint8).reshape(H, W, 3).astype(np.float32)
     assert np.abs(merged - doc.image).mean() <= 1.0
 
