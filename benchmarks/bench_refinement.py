@@ -7,7 +7,9 @@ Rows (the tri-masks / refinement settings of Table 3, on the embedded default):
 * ``parallel``   — + parallel refinement;
 * ``cycle-true`` — + cycle refinement in the true front-to-back order;
 * ``cycle-rev``  — + cycle refinement in the reversed (back-to-front) order;
-* ``cycle-est``  — + cycle refinement in the order ``DefaultRefiner.estimate_order`` guesses.
+* ``cycle-est``  — + cycle refinement in the order ``DefaultRefiner.estimate_order`` guesses;
+* ``oracle-split`` — not a method: the unrefined human alpha split by the GT shares, the bound
+  for any refinement that, like this one, keeps the human alpha and changes only the split.
 
 Coarse masks are derived from the ground truth to isolate refinement (``--masks``):
 
@@ -59,7 +61,7 @@ from instmatt_app.nets.default_matter import DefaultMatter  # noqa: E402
 from instmatt_app.nets.default_refiner import DefaultRefiner, RefinerConfig  # noqa: E402
 from instmatt_app.nets.image_context import ImageContext  # noqa: E402
 
-ROWS = ("masks", "no-refine", "parallel", "cycle-true", "cycle-rev", "cycle-est")
+ROWS = ("masks", "no-refine", "parallel", "cycle-true", "cycle-rev", "cycle-est", "oracle-split")
 
 
 # ----------------------------------------------------------------------------- data
@@ -204,6 +206,11 @@ def run_ablation(items: list[dict], kind: str, config: RefinerConfig, detector=N
             preds["cycle-true"] = list(refiner.refine(item["image"], tri, masks, "cycle", order, ctx)[:, 0])
             times["cycle"].append(time.perf_counter() - t0)
             preds["cycle-rev"] = list(refiner.refine(item["image"], tri, masks, "cycle", order[::-1], ctx)[:, 0])
+            total = tri[:, 0].sum(axis=0)
+            gt_total = gts[np.maximum(match, 0)].sum(axis=0) if (match >= 0).any() else np.zeros_like(total)
+            oracle = [np.where(gt_total > 1e-3, total * gts[m] / np.maximum(gt_total, 1e-3), tri[i, 0])
+                      if m >= 0 else tri[i, 0] for i, m in enumerate(match)]
+            preds["oracle-split"] = oracle
             est = refiner.estimate_order(item["image"], tri, masks, ctx)
             preds["cycle-est"] = list(refiner.refine(item["image"], tri, masks, "cycle", est, ctx)[:, 0])
             pos, tpos = {g: p for p, g in enumerate(est)}, {g: p for p, g in enumerate(order)}

@@ -22,8 +22,9 @@ Steps (all at a working resolution, long side ``work_side``):
    s0) and on the core pixels (masks eroded by ``core``): R on core pixels inside its own mask,
    0 on the others; it keeps min(x, R).
 
-   * **parallel**: all instances at once from the same unrefined state (R = 1); where several
-     masks claim a pixel their claims are normalised, so nobody is preferred.
+   * **parallel**: all instances at once from the same unrefined state: R = 1 on core pixels only
+     its mask claims; where several masks claim a pixel, R = its unrefined share among the
+     claimers (the matter's view), so the refiner prefers nobody.
    * **cycle** (``order``, first refined first): one after another, R = 1 − Σ (shares of the
      instances refined before): an earlier instance claims contested pixels first, later ones
      share what remains. With the true front-to-back order this is the compositing model of the
@@ -191,8 +192,9 @@ def refine_shares_window(win: _Window, mode: str, order: Sequence[int], regulari
     pixels (of anyone) inside its own mask, 0 on the other core pixels, the unrefined share outside the band, the matting
     Laplacian in between — and keeps min(x, R):
 
-    * parallel: all instances at once with R = 1 (from the same unrefined state); where several
-      claim a pixel the claims are normalised, so nobody is preferred;
+    * parallel: all instances at once (from the same unrefined state); a core pixel claimed by
+      one instance is its own (R = 1), one claimed by several keeps the unrefined split among
+      them (R = its unrefined share among the claimers), so nobody is preferred;
     * cycle: one after another in ``order``; R = 1 − Σ (shares of the instances refined before).
 
     mode: "parallel" | "cycle"; order: global instance indices, first refined first.
@@ -205,23 +207,28 @@ def refine_shares_window(win: _Window, mode: str, order: Sequence[int], regulari
     any_core = win.cores.reshape(n, -1).any(axis=0)
     claims = win.inside.reshape(n, -1) & any_core[None]
 
-    def claim(r: int, remaining: np.ndarray | float) -> np.ndarray:
+    def claim(r: int, value: np.ndarray | float, cap: np.ndarray | float) -> np.ndarray:
         target = s0[r].copy()
         target[any_core] = 0.0
-        target[claims[r]] = remaining if np.isscalar(remaining) else remaining[claims[r]]
+        target[claims[r]] = value if np.isscalar(value) else value[claims[r]]
         x = target.copy()
         x[unknown] = lu.solve(-(L_uk @ target[known]) + regulariser * target[unknown])
-        return np.clip(x, 0.0, remaining)
+        return np.clip(x, 0.0, cap)
 
     if mode == "parallel":
-        out = np.stack([claim(r, 1.0) for r in range(n)])
+        # a pixel several masks claim keeps the unrefined split among its claimers (the matter's
+        # view from the same unrefined state); one claimed by a single mask is that instance's
+        claimed_s0 = np.where(claims, s0, 0.0)
+        split = claimed_s0 / np.maximum(claimed_s0.sum(axis=0), 1e-6)[None]
+        split[:, claims.sum(axis=0) == 1] = claims[:, claims.sum(axis=0) == 1]
+        out = np.stack([claim(r, split[r], 1.0) for r in range(n)])
         out /= np.maximum(out.sum(axis=0), 1.0)[None]
     else:
         out = np.empty_like(s0)
         rank = {int(g): p for p, g in enumerate(order)}
         remaining = np.ones(h * w)
         for r in sorted(range(n), key=lambda r: rank[int(win.members[r])]):
-            out[r] = claim(r, remaining)
+            out[r] = claim(r, remaining, remaining)
             remaining = np.maximum(remaining - out[r], 0.0)
     # mass lost to clipping goes back in proportion, so Σ s = Σ s0 (= 1 where there is a person)
     want, have = s0.sum(axis=0), out.sum(axis=0)
