@@ -89,15 +89,16 @@ def enforce_consistency(trimattes: np.ndarray) -> np.ndarray:
     """
     if trimattes.shape[0] == 0:
         return trimattes
-    a = np.clip(trimattes[:, 0], 0.0, 1.0)
+    a = trimattes[:, 0]  # a view: everything below works in place (no full-resolution copies)
+    np.clip(a, 0.0, 1.0, out=a)
     total = a.sum(axis=0)
     over = total > 1.0
     if over.any():
         a[:, over] /= total[over]
         total = a.sum(axis=0)
-    trimattes[:, 0] = a
-    trimattes[:, 1] = total[None] - a
-    trimattes[:, 2] = 1.0 - total[None]
+    for i in range(len(a)):
+        np.subtract(total, a[i], out=trimattes[i, 1])
+        np.subtract(1.0, total, out=trimattes[i, 2])
     np.clip(trimattes, 0.0, 1.0, out=trimattes)
     return trimattes
 
@@ -272,8 +273,10 @@ class Engine:
 
         step("matte", 0.3)
         coarse = np.stack([d.mask for d in dets]) if dets else np.zeros((0, H, W), np.float32)
+        for i, d in enumerate(dets):  # the detections share the stacked array (no second copy)
+            d.mask = coarse[i]
         mode = "sum" if self.matting_name == "instmatt" else self.config.trimask_mode
-        tmasks = trimasks(coarse, mode)
+        tmasks = trimasks(coarse, mode).astype(np.float16)  # kept for display/export: half the memory
         order = self._order(len(dets), self.config.order)
         t1 = time.perf_counter()
         tri = self._call_with_fallback("_matte", image, coarse, ctx, self.config.refine, order)

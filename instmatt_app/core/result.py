@@ -35,7 +35,8 @@ class Instance:
     """One person of a matting result.
 
     coarse_mask: (H, W) float32 in [0, 1] (the guidance the matter was given).
-    trimask: (3, H, W) float32 [M_t, M_r, M_b] (Eq. 5–6), at full resolution.
+    trimask: (3, H, W) [M_t, M_r, M_b] (Eq. 5–6) at full resolution; the engine stores it as
+        float16 (it is guidance for display and export, not used for further computation).
     trimatte: (3, H, W) float32 in [0, 1] [α_t, α_r, α_b] after refinement and the consistency
         step; ``alpha`` is ``trimatte[0]``.
     """

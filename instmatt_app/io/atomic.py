@@ -15,6 +15,16 @@ from typing import IO, Callable, Iterator
 __all__ = ["atomic_open", "atomic_write_bytes", "atomic_save"]
 
 
+def _target_mode(path: Path) -> int:
+    """The replaced file's permissions, or what a plain ``open()`` would give (0666 minus umask)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Context manager yielding a file object; the file appears at ``path`` only on success.
@@ -31,6 +41,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _target_mode(path))  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -63,11 +63,11 @@ def _summary(result: MattingResult, stem: str) -> dict:
 
 
 def write_result(result: MattingResult, out_dir: str | Path, stem: str, formats: set[str] | list[str] = FORMATS,
-                 colours: np.ndarray | None = None) -> list[Path]:
+                 bit_depth: int = 8) -> list[Path]:
     """Write the files of ``formats`` (subset of :data:`FORMATS`) for one photo; returns their paths.
 
-    colours: optional (k, H, W, 3) float32 decontaminated person colours for the cut-outs; default:
-    estimated with the multi-layer colour estimation when available, else the photo's colours.
+    The person colours (decontaminated: multi-layer colour estimation) are estimated once, through
+    the document model, and shared by the cut-outs, the PSD and the TIFF.
     """
     out = Path(out_dir)
     formats = set(formats)
@@ -75,15 +75,18 @@ def write_result(result: MattingResult, out_dir: str | Path, stem: str, formats:
     if unknown:
         raise ValueError(f"unknown output format(s) {', '.join(sorted(unknown))}; choose from {', '.join(FORMATS)}")
     written: list[Path] = []
+    doc = None
+    if formats & {"png", "psd", "tiff"}:
+        from instmatt_app.core.document import Document
+
+        doc = Document.from_result(result)
+        doc.ensure_colours()
     if "png" in formats:
-        if colours is None and result.instances:
-            colours = person_colours(result)
-        for inst in result.instances:
+        for inst, layer in zip(result.instances, doc.layers):
             nn = f"{inst.index:02d}.png"
             a8 = to_uint8(inst.alpha)
             written.append(write_png(out / "alphas" / stem / nn, a8))
-            rgb = result.image if colours is None else to_uint8(colours[inst.index])
-            written.append(write_png(out / "cutouts" / stem / nn, np.dstack([rgb, a8])))
+            written.append(write_png(out / "cutouts" / stem / nn, np.dstack([to_uint8(layer.colour), a8])))
             written.append(write_png(out / "trimattes" / stem / nn,
                                      np.ascontiguousarray(to_uint8(inst.trimatte).transpose(1, 2, 0))))
     if "json" in formats:
@@ -91,30 +94,12 @@ def write_result(result: MattingResult, out_dir: str | Path, stem: str, formats:
         with atomic_open(path, "w") as fh:
             json.dump(_summary(result, stem), fh, indent=2)
         written.append(path)
-    if "psd" in formats or "tiff" in formats:
-        from instmatt_app.io.psd_export import export_result_psd  # noqa: F401  (import check first)
-
-        written.extend(_export_layers(result, out, stem, formats))
-    return written
-
-
-def person_colours(result: MattingResult) -> np.ndarray | None:
-    """(k, H, W, 3) float32 decontaminated colour of every person (multi-layer estimation)."""
-    try:
-        from instmatt_app.core.layer_colours import estimate_layer_colours
-    except ImportError:
-        return None
-    return estimate_layer_colours(result.image, result.alphas, inpaint_hidden=False).layers
-
-
-def _export_layers(result: MattingResult, out: Path, stem: str, formats: set[str]) -> list[Path]:
-    from instmatt_app.io import psd_export
-
-    paths = []
     if "psd" in formats:
-        paths.append(psd_export.export_result_psd(result, out / f"{stem}.psd"))
-    if "tiff" in formats:
-        from instmatt_app.io import tiff_export
+        from instmatt_app.io.psd_export import export_document_psd
 
-        paths.append(tiff_export.export_result_tiff(result, out / f"{stem}.tif"))
-    return paths
+        written.append(export_document_psd(doc, out / f"{stem}.psd", bit_depth=bit_depth))
+    if "tiff" in formats:
+        from instmatt_app.io.tiff_export import export_document_tiff
+
+        written.append(export_document_tiff(doc, out / f"{stem}.tif", bit_depth=bit_depth))
+    return written

@@ -23,6 +23,7 @@ import numpy as np
 
 from instmatt_app.core.result import Detection
 from instmatt_app.nets import embedded
+from instmatt_app.nets.body_field import skeleton_field
 from instmatt_app.nets.image_context import ImageContext
 from instmatt_app.nets.registry import register
 
@@ -59,6 +60,15 @@ class _Cand:
 
     def area(self) -> float:
         return float((self.mask > 0.5).sum())
+
+
+def _shaped(c: _Cand) -> _Cand:
+    """Keep a candidate's mask near its own skeleton (see :mod:`instmatt_app.nets.body_field`)."""
+    if c.keypoints is not None:
+        field = skeleton_field(c.keypoints, c.mask.shape)
+        if field is not None:
+            c.mask = c.mask * field
+    return c
 
 
 def _box_fit(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
@@ -118,7 +128,7 @@ class DefaultDetector:
             kp = pose.landmarks.copy()
             kp[:, 0] += sx0
             kp[:, 1] += sy0
-            out.append(_Cand(full, pose.score, kp, source))
+            out.append(_shaped(_Cand(full, pose.score, kp, source)))
         return out
 
     @staticmethod
@@ -200,7 +210,7 @@ class DefaultDetector:
         alpha = alpha_full if s >= 1.0 else cv2.resize(alpha_full, wsize, interpolation=cv2.INTER_AREA)
 
         seg = embedded.pose_segmenter()
-        full_poses = [_Cand(p.mask, p.score, p.landmarks, "pose") for p in seg(work, num_poses=6)]
+        full_poses = [_shaped(_Cand(p.mask, p.score, p.landmarks, "pose")) for p in seg(work, num_poses=6)]
         full_poses = [c for c in full_poses if c.score >= cfg.min_score]
         cands: list[_Cand] = []
 
@@ -247,8 +257,9 @@ class DefaultDetector:
         # boxes without a pose keep the human alpha inside them that no other person explains
         for box, score, kps in box_only:
             m = _box_alpha(alpha, box) * (1.0 - self._covered(alpha.shape, cands))
-            if (m > 0.5).sum() >= min_px:
-                cands.append(_Cand(m.astype(np.float32), score * 0.9, kps, "box+alpha"))
+            c = _shaped(_Cand(m.astype(np.float32), score * 0.9, kps, "box+alpha"))
+            if c.area() >= min_px:
+                cands.append(c)
 
         # what is still unexplained becomes a person of its own (never given to a neighbour)
         if cfg.residual_instances:

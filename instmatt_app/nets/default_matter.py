@@ -114,22 +114,22 @@ class DefaultMatter:
                     snapped = np.clip(guided_filter(work_img, small[i], radius=r, eps=1e-3), 0, 1)
                     fill[i] = weight * snapped
 
-        alphas = np.empty((k, H, W), np.float32)
+        alphas = out[:, 0]  # written in place: no second (k, H, W) array at full resolution
         for i in range(k):
             o = cv2.resize(own[i], (W, H), interpolation=cv2.INTER_LINEAR) if s < 1.0 else own[i]
-            source = A
             if i in fill:
                 f = cv2.resize(fill[i], (W, H), interpolation=cv2.INTER_LINEAR) if s < 1.0 else fill[i]
-                source = np.maximum(A, f)
-            alphas[i] = np.clip(o * source, 0.0, 1.0)
+                np.multiply(o, np.maximum(A, f), out=alphas[i])
+            else:
+                np.multiply(o, A, out=alphas[i])
+        np.clip(alphas, 0.0, 1.0, out=alphas)
         total = alphas.sum(axis=0)
         if (total > 1.0).any():
             alphas /= np.maximum(total, 1.0)[None]
             total = alphas.sum(axis=0)
         for i in range(k):
-            out[i, 0] = alphas[i]
-            out[i, 1] = total - alphas[i]
-            out[i, 2] = 1.0 - total
+            np.subtract(total, alphas[i], out=out[i, 1])
+            np.subtract(1.0, total, out=out[i, 2])
         return out
 
 

@@ -53,3 +53,15 @@ def test_uint8_masks_and_empty():
         trimasks(np.zeros((5, 5), np.float32))
     with pytest.raises(ValueError):
         trimasks(_masks(), "bogus")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6])
+def test_union_equals_brute_force_on_soft_masks(n):
+    rng = np.random.default_rng(n)
+    m = ((rng.random((n, 20, 30)) > 0.5) * rng.random((n, 20, 30))).astype(np.float32)
+    m[:, 0, 0] = 0.7  # ties
+    t = trimasks(m, "union")
+    for i in range(n):
+        others = np.max(np.delete(m, i, 0), 0) if n > 1 else np.zeros((20, 30), np.float32)
+        np.testing.assert_array_equal(t[i, 1], others)
+        np.testing.assert_array_equal(t[i, 2], 1 - np.maximum(m[i], others))
