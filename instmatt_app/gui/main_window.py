@@ -115,7 +115,8 @@ class MainWindow(QMainWindow):
         self._centroids: dict[int, tuple[float, float]] = {}
         self._dirty = False
         self._autosave_dirty = False
-        self.ask_before_discarding = True  # Save / Discard / Cancel before unsaved edits are dropped
+        self.ask_before_discarding = True
+        self._closed = False  # set when the window closes: late signals from worker threads are ignored  # Save / Discard / Cancel before unsaved edits are dropped
         self.last_export: list[Path] = []
         # the document is read by background renders / exports and edited on the GUI thread
         self.doc_lock = threading.RLock()
@@ -472,10 +473,14 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
 
         def progress(stage: str, frac: float) -> None:
+            if self._closed:
+                return
             self.progress.setValue(int(frac * 100))
             self.progress_label.setText(f"{label} — {stage}")
 
         def finished(out) -> None:
+            if self._closed:
+                return
             self._update_device_label()
             try:
                 on_done(out)
@@ -483,14 +488,20 @@ class MainWindow(QMainWindow):
                 self.show_error(f"{label} failed: {_friendly_error(exc)}")
 
         def failed(exc, tb) -> None:
+            if self._closed:
+                return
             msg = _friendly_error(exc)
             self.show_error(msg if name == "open" else f"{label} failed: {msg}")
             self._last_traceback = tb
 
         def cancelled() -> None:
+            if self._closed:
+                return
             self.statusBar().showMessage(f"{label} cancelled", 5000)
 
         def done() -> None:
+            if self._closed:
+                return
             self._show_progress(False)
             if self.task is task:
                 self.task = None
@@ -943,6 +954,8 @@ class MainWindow(QMainWindow):
                 return doc, self._render_view()
 
         def finished(out) -> None:
+            if self._closed:
+                return
             d, img = out
             if d is self.doc:
                 self._show_rendered(img)
@@ -950,12 +963,13 @@ class MainWindow(QMainWindow):
                 self._render_again = True
 
         def done() -> None:
-            if self._render_again:
+            if self._render_again and not self._closed:
                 self._render_timer.start()
 
         task = Task(work, "render")
         task.signals.finished.connect(finished)
-        task.signals.failed.connect(lambda exc, tb: self.show_error(f"Could not draw the view: {_friendly_error(exc)}"))
+        task.signals.failed.connect(lambda exc, tb: None if self._closed else
+                                    self.show_error(f"Could not draw the view: {_friendly_error(exc)}"))
         task.signals.done.connect(done)
         self._render_task = task.start(self._render_pool)
 
@@ -1601,6 +1615,9 @@ class MainWindow(QMainWindow):
         if not self.confirm_discard():
             event.ignore()
             return
+        self._closed = True
+        self._render_timer.stop()
+        self._autosave_timer.stop()
         self.settings.set("window_geometry", self.saveGeometry())
         self.settings.set("window_state", self.saveState())
         if self._busy():
