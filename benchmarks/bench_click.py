@@ -17,7 +17,7 @@ inside its ground-truth mask; printed are the IoU of the picked mask with that p
 ``--prior gt`` uses the union of the ground-truth masks blurred by sigma 2 px as a stand-in for the
 default matter's human alpha; ``--prior rvm`` the real RVM alpha (needs models/rvm_mobilenetv3_fp32.onnx);
 ``--others`` passes the other people's ground-truth masks as already found (the GUI's situation
-when the detector missed one person).
+when the detector missed one person); ``--no-pose`` leaves the embedded pose landmarker out.
 """
 from __future__ import annotations
 
@@ -91,10 +91,10 @@ def bench_timing(size: int, clicks: int) -> None:
     sam = SamInteractivePredictor(tiny_sam())
     fractions = [(0.5, 0.5), (0.3, 0.6), (0.7, 0.55), (0.45, 0.35), (0.6, 0.7), (0.25, 0.45), (0.75, 0.4),
                  (0.55, 0.8), (0.4, 0.6), (0.65, 0.3)]
-    backends = [("default GrabCut, no prior", None, False), ("default, RVM prior", None, True),
-                ("tiny random SAM", sam, False)]
+    backends = [("GrabCut alone", None, False, None), ("default, no prior (pose)", None, False, "auto"),
+                ("default, RVM prior + pose", None, True, "auto"), ("tiny random SAM", sam, False, None)]
     print(f"time per click (CPU, {len(photos)} photos at long side {size} px, {clicks} clicks after the first)")
-    for name, backend, with_prior in backends:
+    for name, backend, with_prior, pose in backends:
         if with_prior and rvm is None:
             print(f"  {name:28s} skipped (models/rvm_mobilenetv3_fp32.onnx not installed)")
             continue
@@ -102,7 +102,7 @@ def bench_timing(size: int, clicks: int) -> None:
         for image in photos:
             h, w = image.shape[:2]
             prior = rvm(image) if with_prior else None
-            session = PickSession(image, backend=backend, prior=prior)
+            session = PickSession(image, backend=backend, prior=prior, pose=pose)
             pts = [(fx * w, fy * h) for fx, fy in (fractions * (clicks // len(fractions) + 1))[: clicks + 1]]
             for k, pt in enumerate(pts):
                 t0, c0 = time.perf_counter(), time.process_time()
@@ -119,7 +119,7 @@ def bench_timing(size: int, clicks: int) -> None:
     print(f"  (tiny SAM embeddings computed: {sam.embeddings_computed} for {len(photos)} photos)")
 
 
-def bench_quality(prior_kind: str, with_others: bool) -> None:
+def bench_quality(prior_kind: str, with_others: bool, pose: str | None) -> None:
     root = SHARED / "coco_persons"
     rvm = _rvm() if prior_kind == "rvm" else None
     if prior_kind == "rvm" and rvm is None:
@@ -144,7 +144,7 @@ def bench_quality(prior_kind: str, with_others: bool) -> None:
                 continue
             others = [m for j, m in enumerate(masks) if j != i]
             if with_others or session is None:
-                session = PickSession(image, prior=prior, others=others if with_others else None)
+                session = PickSession(image, prior=prior, others=others if with_others else None, pose=pose)
             dt = cv2.distanceTransform(gt.astype(np.uint8), cv2.DIST_L2, 5)
             y, x = np.unravel_index(int(np.argmax(dt)), dt.shape)
             t0 = time.perf_counter()
@@ -158,7 +158,8 @@ def bench_quality(prior_kind: str, with_others: bool) -> None:
             leaks.append((picked & rest).sum() / max(picked.sum(), 1))
     ious, leaks = np.array(ious), np.array(leaks)
     q = lambda a, p: float(np.percentile(a, p))  # noqa: E731
-    print(f"COCO persons >= 2 % of the photo: n={len(ious)}  prior={prior_kind}  others={'given' if with_others else 'no'}")
+    print(f"COCO persons >= 2 % of the photo: n={len(ious)}  prior={prior_kind}  "
+          f"others={'given' if with_others else 'no'}  pose={'yes' if pose else 'no'}")
     print(f"  IoU  mean {ious.mean():.3f}  p10 {q(ious, 10):.3f}  p25 {q(ious, 25):.3f}  median {q(ious, 50):.3f}"
           f"  p75 {q(ious, 75):.3f}   share >= 0.5: {(ious >= 0.5).mean():.2f}  >= 0.8: {(ious >= 0.8).mean():.2f}")
     print(f"  leak onto other people: mean {leaks.mean():.3f}  median {q(leaks, 50):.3f}  p90 {q(leaks, 90):.3f}"
@@ -171,11 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quality", action="store_true", help="IoU on COCO persons instead of timing")
     ap.add_argument("--prior", choices=["none", "gt", "rvm"], default="none")
     ap.add_argument("--others", action="store_true", help="give the other people's masks as already found")
+    ap.add_argument("--no-pose", action="store_true", help="without the embedded pose landmarker")
     ap.add_argument("--size", type=int, default=1280, help="long side of the timing photos (px)")
     ap.add_argument("--clicks", type=int, default=10, help="clicks per photo after the first")
     args = ap.parse_args(argv)
     if args.quality:
-        bench_quality(args.prior, args.others)
+        bench_quality(args.prior, args.others, None if args.no_pose else "auto")
     else:
         bench_timing(args.size, args.clicks)
     return 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -223,13 +223,19 @@ class PickSession:
         h, w = wk.image.shape[:2]
         ps, ns = pos * s, neg * s
         bs = tuple(v * s for v in box) if box is not None else None
-        person = self._pose_at(wk, ps, ns, bs) if len(ps) else None
+        memo: list = []
+
+        def person() -> np.ndarray | None:  # the pose landmarker runs only where it is needed
+            if not memo:
+                memo.append(self._pose_at(wk, ps, ns, bs) if len(ps) else None)
+            return memo[0]
+
         if wk.prior is not None:
             region = self._prior_region(wk, ps, ns, bs, person)
             if region is not None:
                 return self._to_photo(region.astype(np.float32), wk)
-        if person is not None and not len(ns):
-            keep = person >= 0.5
+        if not len(ns) and (pose_mask := person()) is not None:
+            keep = pose_mask >= 0.5
             if self.others is not None:
                 keep &= ~self._others_small(wk)
             keep = self._keep_clicked(keep, ps)
@@ -289,14 +295,14 @@ class PickSession:
         return None
 
     def _prior_region(self, wk: _WorkCopy, ps: np.ndarray, ns: np.ndarray, bs,
-                      person: np.ndarray | None = None) -> np.ndarray | None:
+                      person: Callable[[], np.ndarray | None] = lambda: None) -> np.ndarray | None:
         """The picked person inside the prior's human region (working resolution, bool), or None
         when the prompts touch no human region of the prior.
 
         The connected region(s) of prior >= 0.5 under the positive clicks (or, with only a box, the
         largest one inside the box), cut to the box, minus the people in ``others``; negative clicks
         inside it split it between the clicks (:meth:`_split_by_clicks`); without them it is cut
-        to the pose landmarker's mask of the clicked person (``person``), or else split where it
+        to the pose landmarker's mask of the clicked person (``person()``), or else split where it
         narrows (:func:`_split_at_necks`).
         """
         h, w = wk.labels.shape
@@ -328,11 +334,12 @@ class PickSession:
                 region = self._split_by_clicks(wk, region, seeds, np.asarray(inside, np.float32), diag)
         elif self.others is None:
             cut = None
-            if person is not None:
+            pose_mask = person() if len(ps) else None
+            if pose_mask is not None:
                 # the pose landmarker's person, grown by 2 % of the diagonal; used only when it
                 # leaves out a good part of the region (several people merged): its edges are coarse
                 k = max(3, int(0.02 * diag)) | 1
-                near = cv2.dilate((person >= 0.5).astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+                near = cv2.dilate((pose_mask >= 0.5).astype(np.uint8), np.ones((k, k), np.uint8)) > 0
                 cut = self._keep_clicked(region & near, seeds, snap=max(3, int(0.03 * diag)))
                 if not (cut.any() and cut.sum() < POSE_CUT_SHARE * region.sum()):
                     cut = None
