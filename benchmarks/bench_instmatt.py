@@ -8,8 +8,10 @@ refinement code, so the ratio measures the backbone strategy. Random weights are
 
     python benchmarks/bench_instmatt.py                        # CPU, 512x384, 4 people
     python benchmarks/bench_instmatt.py --device cuda --size 1280x720 --people 4
+    python benchmarks/bench_instmatt.py --fidelity ../shared/fixtures/instmatt-official-random
 
-Prints a table (seconds per photo, best of --repeats) and the speed-up ratio.
+Prints a table (seconds per photo, best of --repeats) and the speed-up ratio; ``--fidelity DIR``
+instead prints our largest errors against the official arrays of every fixture case, per stage.
 """
 from __future__ import annotations
 
@@ -68,6 +70,57 @@ def timed(fn, repeats: int, device: str) -> float:
     return best
 
 
+FLOAT_STAGES = [("enc_out", "encoder"), ("aspp_out", "aspp"), ("feature_os8", "feature_os8"),
+                ("alpha_os8", "alpha_os8"), ("alpha_os4", "alpha_os4"), ("alpha_os1", "alpha_os1")]
+
+
+def fidelity(fixture_dir: str, channels_last: bool = False, precision: str = "fp32") -> int:
+    """Largest abs error per float stage and mismatch counts per discrete stage, all cases."""
+    import glob
+    import os
+
+    from instmatt_app.nets.instmatt_backend import official_uint8
+    from instmatt_app.nets.instmatt_checkpoint import load_instmatt
+
+    model = load_instmatt(os.path.join(fixture_dir, "checkpoint.pth"))
+    matter = InstMattMatter(model, channels_last=channels_last, precision=precision)
+    worst: dict[str, float] = {}
+    for path in sorted(glob.glob(os.path.join(fixture_dir, "case_*.npz"))):
+        with np.load(path) as z:
+            d = {k: z[k] for k in z.files}
+        run = matter.run(d["image"], d["masks"], refine="parallel", keep_history=True,
+                         keep_intermediate="enc_out" in d)
+        r = run.refinement
+        row: dict[str, float] = {
+            "net_input differs": float(not (np.array_equal(run.prepared.net_image, d["net_image"]) and
+                                            np.array_equal(run.prepared.net_trimask, d["net_trimask"]))),
+        }
+        for key, attr in FLOAT_STAGES:
+            if key in d:
+                row[key] = float(np.abs(getattr(run.backbone, attr).numpy() - d[key]).max())
+        y0, x0 = (int(v) for v in d["feature_crop_yx"])
+        row["feature_crop"] = float(np.abs(run.backbone.feature[:, :, y0:y0 + 32, x0:x0 + 32].numpy()
+                                           - d["feature_crop"]).max())
+        row["unknown_os4 px"] = float((run.fusion.band_os4.numpy() != d["unknown_os4"].astype(bool)).sum())
+        row["unknown_os1 px"] = float((run.fusion.band_os1.numpy() != d["unknown_os1"].astype(bool)).sum())
+        fused = run.fusion.fused.numpy()
+        row["fused"] = float(np.abs(fused - d["fused"]).max() if "fused" in d else
+                             np.abs(fused[:, 0] - d["fused_t"]).max())
+        row["mir_bad/boxes/sweeps differ"] = float(not (np.array_equal(r.duplicates, d["mir_bad"].astype(bool)) and
+                                                        np.array_equal(r.boxes[:, :4], d["mir_boxes"][:, :4]) and
+                                                        r.sweeps == int(d["mir_sweeps"])))
+        mir = r.trimattes.numpy()
+        row["mir_out"] = float(np.abs(mir - d["mir_out"]).max() if "mir_out" in d else
+                               np.abs(mir[:, 0] - d["mir_out_t"]).max())
+        ours = official_uint8(run.final[:, 0].numpy(), run.prepared)
+        row["out_uint8 px"] = float((ours != d["out_uint8"].transpose(2, 0, 1)).sum())
+        print(os.path.basename(path), "  ".join(f"{k} {v:.2g}" for k, v in row.items()))
+        for k, v in row.items():
+            worst[k] = max(worst.get(k, 0.0), v)
+    print("worst over all cases:", "  ".join(f"{k} {v:.2g}" for k, v in worst.items()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="512x384", help="photo WIDTHxHEIGHT (default 512x384)")
@@ -78,9 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave as is)")
     ap.add_argument("--weights", default=None, help="official-format checkpoint (default: random weights)")
     ap.add_argument("--max-side", type=int, default=1280)
+    ap.add_argument("--fidelity", metavar="FIXTURE_DIR", help="compare with the official fixture arrays instead")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="with --fidelity: use the matter's default channels_last format (default NCHW)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.fidelity:
+        return fidelity(args.fidelity, channels_last=args.channels_last,
+                        precision="fp32" if args.precision == "auto" else args.precision)
     width, height = (int(v) for v in args.size.lower().split("x"))
     image, masks = synthetic_people(height, width, args.people)
     if args.weights:
@@ -114,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
           f"network input {prep.net_image.shape[2]}x{prep.net_image.shape[1]}, best of {args.repeats}")
     print(f"{'implementation':<48} {'s / photo':>10}")
     print(f"{'per-instance fp32 loop (official infer.py way)':<48} {t_theirs:>10.3f}")
+    dtype = matter._autocast_dtype()
     label = f"batched ({matter.last_info.get('chunk')} per batch), channels_last" + \
-        (f", autocast {args.precision}" if args.device.startswith("cuda") and args.precision != "fp32" else "")
+        (f", autocast {str(dtype).replace('torch.', '')}" if dtype is not None else ", fp32")
     print(f"{label:<48} {t_ours:>10.3f}")
     print(f"speed-up: {t_theirs / t_ours:.2f}x")
     stages = matter.last_info.get("timings", {})

@@ -13,8 +13,9 @@ Pipeline (official ``infer.py`` unless said otherwise; reference digest §3):
    (:mod:`.refinement`); accepted only inside U1.
 5. **post-processing**: ``official_postprocess=True`` reproduces what infer.py writes exactly
    (α_t·255 truncated to uint8, padding cropped, bilinear resize back, no consistency step); the
-   default keeps floats, resizes back and applies a consistency step (Σ_i α_t,i ≤ 1 by
-   normalising where the sum exceeds 1; α_r, α_b rebuilt from the α_t's).
+   default keeps floats, resizes back and applies the engine's consistency step
+   (``pipeline.enforce_consistency``: Σ_i α_t,i ≤ 1 by normalising where the sum exceeds 1;
+   α_r, α_b rebuilt from the α_t's).
 
 The heavy per-instance backbone outputs are cached per photo (keyed on the image bytes, the
 network size and each instance's tri-mask), so re-running refinement with another mode or order,
@@ -46,7 +47,6 @@ __all__ = [
     "InstMattRun",
     "InstMattMatter",
     "official_uint8",
-    "consistent_trimattes",
     "build_instmatt_matter",
 ]
 
@@ -135,31 +135,6 @@ def official_uint8(final_t: np.ndarray, prepared: Prepared) -> np.ndarray:
     return out
 
 
-def consistent_trimattes(trimattes: np.ndarray) -> np.ndarray:
-    """Consistency step: Σ_i α_t,i ≤ 1 everywhere (α_t divided by the sum where it exceeds 1),
-    then α_r,i = Σ_{j≠i} α_t,j and α_b = 1 − Σ_j α_t,j, so every tri-matte sums to 1.
-
-    trimattes: (k, 3, H, W) float; returns a new float32 array in [0, 1].
-    """
-    tri = np.clip(np.asarray(trimattes, np.float32), 0.0, 1.0)
-    if len(tri) == 0:
-        return tri.copy()
-    alpha = tri[:, 0]
-    total = alpha.sum(0)
-    scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-12), 1.0).astype(np.float32)
-    alpha = alpha * scale[None]
-    total = alpha.sum(0)
-    excess = total > 1.0          # float rounding of the division: shave the last ulp
-    if excess.any():
-        alpha[:, excess] = alpha[:, excess] / total[excess][None] * np.float32(1 - 1e-7)
-        total = alpha.sum(0)
-    out = np.empty_like(tri)
-    out[:, 0] = alpha
-    out[:, 1] = np.clip(total[None] - alpha, 0.0, 1.0)
-    out[:, 2] = np.clip(1.0 - total, 0.0, 1.0)[None]
-    return out
-
-
 @dataclass
 class InstMattRun:
     """Everything one photo went through, at network resolution (tensors on the run's device).
@@ -237,29 +212,31 @@ class InstMattMatter:
         k = len(prepared.net_trimask)
         keys = [_digest(t) for t in prepared.net_trimask]
         entries: list[dict[str, torch.Tensor] | None] = [store.get(key) for key in keys]
+        exact = [e is not None for e in entries]     # computed for exactly this tri-mask
         if recompute is not None:
             forced = {int(i) for i in recompute}
             for i in range(k):
                 if i in forced:
-                    entries[i] = None
+                    entries[i], exact[i] = None, False
                 elif entries[i] is None:
                     entries[i] = store.get(("slot", i))    # same person, stale tri-mask: reuse
         todo = [i for i in range(k) if entries[i] is None]
         if todo:
             out = self._backbone(prepared.net_image, prepared.net_trimask[todo])
             for row, i in enumerate(todo):
-                entry = {name: getattr(out, name)[row:row + 1] for name in ("alpha_os8", "alpha_os4", "alpha_os1", "feature")}
-                store[keys[i]] = entry
-                entries[i] = entry
+                entries[i] = {name: getattr(out, name)[row:row + 1] for name in self._OUTPUTS}
+                exact[i] = True
+        # (a CUDA out-of-memory inside _backbone may have moved the matter to the CPU)
+        entries = [{n: t.to(self.device) for n, t in e.items()} for e in entries]
+        wanted = set(keys)
+        store = {key: value for key, value in store.items() if key in wanted}
         for i, key in enumerate(keys):
+            if exact[i]:
+                store[key] = entries[i]
             store[("slot", i)] = entries[i]
-        live = set(keys) | {("slot", i) for i in range(k)}
-        for key in list(store):
-            if key not in live:
-                del store[key]
+        self._cache = {"image": image_key, "instances": store}
         self.last_info["backbone_computed"] = todo
-        return BackboneOutput(**{name: torch.cat([e[name] for e in entries]) for name in
-                                 ("alpha_os8", "alpha_os4", "alpha_os1", "feature")})
+        return BackboneOutput(**{name: torch.cat([e[name] for e in entries]) for name in self._OUTPUTS})
 
     # -- backbone ---------------------------------------------------------------------------
     def _autocast_dtype(self) -> torch.dtype | None:
@@ -412,7 +389,9 @@ class InstMattMatter:
         if official:
             crop[:, 0] = official_uint8(final[:, 0], run.prepared).astype(np.float32) / np.float32(255)
             return crop
-        return consistent_trimattes(crop)
+        from instmatt_app.pipeline import enforce_consistency   # the engine's one consistency step
+
+        return enforce_consistency(crop)
 
 
 @register("matter", "instmatt")

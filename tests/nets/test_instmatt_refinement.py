@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from instmatt_app.nets.instmatt_backend import consistent_trimattes
 from instmatt_app.nets.progressive import accept_in_band
+from instmatt_app.pipeline import enforce_consistency
 from instmatt_app.nets.refinement import WINDOW_MARGIN, duplicate_instances, nms_windows, refine
 
 SHARED = os.environ.get("INSTMATT_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
@@ -106,7 +106,7 @@ def test_consistency_step_keeps_alpha_sum_at_most_one(mode, order):
     result = refine(_refiner(), rgb, fused, feature, mode=mode, order=order)
     final = accept_in_band(fused, result.trimattes, band).numpy()
     assert final[:, 0].sum(0).max() > 1.0, "raw network output should overlap somewhere (else the test is empty)"
-    tri = consistent_trimattes(final)
+    tri = enforce_consistency(final.copy())
     total = tri[:, 0].sum(0)
     assert total.max() <= 1.0 + 1e-6
     assert np.all(tri >= 0) and np.all(tri <= 1)
