@@ -60,17 +60,29 @@ def people_overlay(image: np.ndarray, alphas: np.ndarray, colours: list[str], st
     """Every person tinted in its own colour over a dimmed grey photo.
 
     image (H, W, 3) uint8, alphas (k, H, W) float32, colours k "#rrggbb" → (H, W, 3) uint8.
+    Each person is blended only inside the box where its alpha is non-zero (fast on 24 MP photos).
     """
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    out = np.repeat((0.25 + 0.45 * grey)[..., None], 3, axis=2)
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    out = cv2.cvtColor(cv2.convertScaleAbs(grey, alpha=0.45, beta=0.25 * 255), cv2.COLOR_GRAY2RGB)  # uint8
+    mix = np.float32(0.65 * strength)
     for a, c in zip(alphas, colours):
-        tint = np.array(hex_to_rgb(c), np.float32) / 255.0
-        w = (strength * a)[..., None]
-        out = out * (1.0 - w) + (0.35 * out + 0.65 * tint) * w
+        rows, cols = np.flatnonzero(a.any(axis=1)), np.flatnonzero(a.any(axis=0))
+        if rows.size == 0:
+            continue
+        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        rgb = hex_to_rgb(c)
+        box = np.ascontiguousarray(out[y0:y1, x0:x1])
+        w = np.ascontiguousarray(a[y0:y1, x0:x1], np.float32) * mix
+        tint = np.empty_like(box)
+        tint[:] = rgb
+        blended = cv2.blendLinear(box, tint, 1.0 - w, w)  # box (1 − w) + tint w, per pixel
         # a thin bright outline where the alpha crosses 0.5 makes touching people separable
-        edge = cv2.morphologyEx((a > 0.5).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
-        out[edge > 0] = tint
-    return to_uint8(out)
+        m = np.zeros((y1 - y0 + 2, x1 - x0 + 2), np.uint8)
+        m[1:-1, 1:-1] = a[y0:y1, x0:x1] > 0.5
+        edge = cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))[1:-1, 1:-1]
+        blended[edge > 0] = rgb
+        out[y0:y1, x0:x1] = blended
+    return out
 
 
 def difference_heatmap(image: np.ndarray, alphas: np.ndarray, reference: np.ndarray,
