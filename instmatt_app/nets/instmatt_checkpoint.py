@@ -35,6 +35,7 @@ __all__ = [
     "read_checkpoint",
     "load_instmatt",
     "official_state_dict",
+    "tagged_modules",
     "save_official_checkpoint",
     "KeyReport",
 ]
@@ -44,7 +45,8 @@ class CheckpointError(ValueError):
     """A file is not a usable InstMatt checkpoint; the message says which file and why."""
 
 
-def _tagged_modules(model: nn.Module):
+def tagged_modules(model: nn.Module):
+    """(official module path, module) of every layer with weights, in model order."""
     for module in model.modules():
         name = getattr(module, "official_name", None)
         if name is not None:
@@ -57,7 +59,7 @@ def expected_official_keys(model: nn.Module | None = None) -> "OrderedDict[str, 
     if model is None:
         return OrderedDict(_default_keys())
     keys: OrderedDict[str, tuple[int, ...]] = OrderedDict()
-    for name, module in _tagged_modules(model):
+    for name, module in tagged_modules(model):
         if isinstance(module, nn.BatchNorm2d):
             c = (module.num_features,)
             for part in ("weight", "bias", "running_mean", "running_var"):
@@ -213,7 +215,7 @@ def load_state_into(model: InstMattNet, state: Mapping[str, torch.Tensor]) -> No
     if not report.ok:
         raise CheckpointError("state_dict does not fit the InstMatt network: " + report.describe())
     with torch.no_grad():
-        for name, module in _tagged_modules(model):
+        for name, module in tagged_modules(model):
             if isinstance(module, nn.BatchNorm2d):
                 module.weight.copy_(state[f"{name}.weight"])
                 module.bias.copy_(state[f"{name}.bias"])
@@ -246,21 +248,27 @@ def load_instmatt(path: str | os.PathLike, device: str | torch.device = "cpu") -
 def official_state_dict(model: InstMattNet, prefix: str = "module.") -> "OrderedDict[str, torch.Tensor]":
     """The model's weights in the official layout (``prefix`` + official keys), float32.
 
-    A plain (folded) weight W of a spectral-norm conv is stored as weight_bar = W with vectors
-    u, v chosen so that u · (W.reshape(h, −1) @ v) = 1, so the official loader (and
-    :func:`load_state_into`) give back W.
+    A spectral-norm conv trained with :class:`instmatt_app.nets.instmatt_train.OfficialSpectralNorm`
+    is written as it is (raw weight_bar and its u, v). A plain (folded) weight W is stored as
+    weight_bar = W with vectors u, v chosen so that u · (W.reshape(h, −1) @ v) = 1, so the
+    official loader (and :func:`load_state_into`) give back W.
     """
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for name, module in _tagged_modules(model):
+    for name, module in tagged_modules(model):
         if isinstance(module, nn.BatchNorm2d):
             for part in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
                 out[f"{prefix}{name}.{part}"] = getattr(module, part).detach().cpu().clone()
         elif module.spectral_norm:
-            w = module.weight.detach().cpu().double()
-            u, v = _unit_pair_with_bilinear_one(w.reshape(w.shape[0], -1))
-            out[f"{prefix}{name}.module.weight_u"] = u.float()
-            out[f"{prefix}{name}.module.weight_v"] = v.float()
-            out[f"{prefix}{name}.module.weight_bar"] = w.float()
+            parametrized = getattr(module, "parametrizations", None)
+            if parametrized is not None and "weight" in parametrized:
+                sn = parametrized.weight
+                bar, u, v = sn.original.detach().cpu(), sn[0].u.detach().cpu(), sn[0].v.detach().cpu()
+            else:
+                bar = module.weight.detach().cpu()
+                u, v = _unit_pair_with_bilinear_one(bar.double().reshape(bar.shape[0], -1))
+            out[f"{prefix}{name}.module.weight_u"] = u.float().clone()
+            out[f"{prefix}{name}.module.weight_v"] = v.float().clone()
+            out[f"{prefix}{name}.module.weight_bar"] = bar.float().clone()
         else:
             out[f"{prefix}{name}.weight"] = module.weight.detach().cpu().clone()
             if module.bias is not None:

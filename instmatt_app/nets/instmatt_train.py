@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -45,16 +44,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from instmatt_app.nets.instmatt_checkpoint import (CheckpointError, _tagged_modules, read_checkpoint,
-                                                   validate_state_dict)
+from instmatt_app.nets.instmatt_checkpoint import (CheckpointError, official_state_dict, read_checkpoint,
+                                                   tagged_modules)
 from instmatt_app.nets.instmatt_model import EncoderBlock, DecoderBlock, InstMattNet
-from instmatt_app.nets.progressive import dilate, uncertainty_band
+from instmatt_app.nets.progressive import uncertainty_band
 from instmatt_app.nets.refinement import WINDOW_MARGIN, disagreement_map, propose_windows, window_side
 
 __all__ = [
     "OfficialSpectralNorm",
     "trainable_instmatt",
-    "training_state_dict",
     "TrainConfig",
     "TrainingData",
     "perturb_mask",
@@ -103,7 +101,7 @@ def _official_init(model: InstMattNet, generator: torch.Generator) -> dict[str, 
     branch's last BN, zero encoder.conv1 weights for the mask channels; SN u, v ~ N(0, 1) normalised."""
     sn = {}
     with torch.no_grad():
-        for name, module in _tagged_modules(model):
+        for name, module in tagged_modules(model):
             if isinstance(module, nn.BatchNorm2d):
                 module.reset_parameters()
             elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -115,7 +113,8 @@ def _official_init(model: InstMattNet, generator: torch.Generator) -> dict[str, 
                 w.uniform_(-bound, bound, generator=generator)
                 module.weight.copy_(w)
                 h = w.shape[0]
-                sn[name] = (_l2n(torch.randn(h, generator=generator)), _l2n(torch.randn(w.numel() // h, generator=generator)))
+                sn[name] = (_l2n(torch.randn(h, generator=generator)),
+                            _l2n(torch.randn(w.numel() // h, generator=generator)))
         for m in model.modules():
             if isinstance(m, (EncoderBlock, DecoderBlock)):
                 m.norm_b.weight.zero_()
@@ -140,34 +139,15 @@ def trainable_instmatt(init: str | os.PathLike | None = None, seed: int = 0) -> 
         load_state_into(model, state)   # BN, plain convs (SN weights replaced below)
         sn = {}
         with torch.no_grad():
-            for name, module in _tagged_modules(model):
+            for name, module in tagged_modules(model):
                 if getattr(module, "spectral_norm", False):
                     module.weight.copy_(state[f"{name}.module.weight_bar"])
                     sn[name] = (state[f"{name}.module.weight_u"], state[f"{name}.module.weight_v"])
-    for name, module in _tagged_modules(model):
+    for name, module in tagged_modules(model):
         if getattr(module, "spectral_norm", False):
             u, v = sn[name]
             parametrize.register_parametrization(module, "weight", OfficialSpectralNorm(u, v), unsafe=True)
     return model
-
-
-def training_state_dict(model: InstMattNet, prefix: str = "module.") -> "OrderedDict[str, torch.Tensor]":
-    """Official-layout state_dict of a :func:`trainable_instmatt` model (raw W̄ and stored u, v)."""
-    out: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for name, module in _tagged_modules(model):
-        if isinstance(module, nn.BatchNorm2d):
-            for part in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
-                out[f"{prefix}{name}.{part}"] = getattr(module, part).detach().cpu().clone()
-        elif getattr(module, "spectral_norm", False):
-            p = module.parametrizations.weight
-            out[f"{prefix}{name}.module.weight_u"] = p[0].u.detach().cpu().clone()
-            out[f"{prefix}{name}.module.weight_v"] = p[0].v.detach().cpu().clone()
-            out[f"{prefix}{name}.module.weight_bar"] = p.original.detach().cpu().clone()
-        else:
-            out[f"{prefix}{name}.weight"] = module.weight.detach().cpu().clone()
-            if module.bias is not None:
-                out[f"{prefix}{name}.bias"] = module.bias.detach().cpu().clone()
-    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -231,7 +211,8 @@ def _external_cutmask(trimask: np.ndarray, rng: np.random.Generator) -> np.ndarr
     ph, pw = int(rng.integers(max(1, h // 8), max(2, h // 4))), int(rng.integers(max(1, w // 8), max(2, w // 4)))
     y, x = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
     a, b = rng.choice(3, size=2, replace=False)
-    out[a, y:y + ph, x:x + pw], out[b, y:y + ph, x:x + pw] = trimask[b, y:y + ph, x:x + pw], trimask[a, y:y + ph, x:x + pw]
+    out[a, y:y + ph, x:x + pw] = trimask[b, y:y + ph, x:x + pw]
+    out[b, y:y + ph, x:x + pw] = trimask[a, y:y + ph, x:x + pw]
     return out
 
 
@@ -466,7 +447,7 @@ class Trainer:
         from instmatt_app.io.atomic import atomic_save
 
         payload = {"iter": self.step, "loss": torch.tensor(float(loss)),
-                   "state_dict": training_state_dict(self.model),
+                   "state_dict": official_state_dict(self.model),
                    "opt_state_dict": self.optimizer.state_dict(), "lr_state_dict": self.scheduler.state_dict()}
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         atomic_save(path, lambda fh: torch.save(payload, fh))
@@ -508,7 +489,7 @@ class Trainer:
                (matting_losses(os4, b, band4.float()), 1.0),
                (matting_losses(os1, b, band1.float()), 2.0)]
         for key in per[0][0]:
-            losses[key] = sum(w * l[key] for l, w in per) / 5.0
+            losses[key] = sum(w * parts[key] for parts, w in per) / 5.0
         total = sum(losses.values())
         return total, {k: float(v.detach()) for k, v in losses.items()} | {"n": n}
 
@@ -568,5 +549,6 @@ class Trainer:
             if self.cfg.save_every and self.step % self.cfg.save_every == 0:
                 self.save(out / "latest_model.pth", loss)
         self.save(out / "latest_model.pth", loss)
-        self.log(f"done: {self.step} iterations, {time.perf_counter() - t0:.1f} s, checkpoint {out / 'latest_model.pth'}")
+        self.log(f"done: {self.step} iterations, {time.perf_counter() - t0:.1f} s, "
+                 f"checkpoint {out / 'latest_model.pth'}")
         return self.history

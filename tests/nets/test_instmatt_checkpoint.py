@@ -12,7 +12,7 @@ import torch
 
 from instmatt_app.nets.instmatt_checkpoint import (
     CheckpointError, compare_keys, expected_official_keys, fold_spectral_norm, load_instmatt, load_state_into,
-    official_state_dict, read_checkpoint, save_official_checkpoint, validate_state_dict)
+    read_checkpoint, save_official_checkpoint, validate_state_dict)
 from instmatt_app.nets.instmatt_model import InstMattNet
 
 SHARED = os.environ.get("INSTMATT_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
@@ -119,7 +119,7 @@ def test_loader_refuses_non_checkpoints(tmp_path):
         read_checkpoint(tmp_path / "missing.pth")
     evil = tmp_path / "evil.pth"
     with open(evil, "wb") as fh:
-        pickle.dump({"state_dict": OrderedDict(), "hook": pickle.Pickler}, fh)
+        pickle.dump({"state_dict": OrderedDict(), "hook": pickle.Pickler}, fh, protocol=2)
     with pytest.raises(CheckpointError, match="evil.pth"):
         read_checkpoint(evil)
     other = tmp_path / "resnet.pth"

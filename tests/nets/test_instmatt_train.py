@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from instmatt_app.nets.instmatt_checkpoint import fold_spectral_norm, load_instmatt, read_checkpoint, validate_state_dict
+from instmatt_app.nets.instmatt_checkpoint import (fold_spectral_norm, load_instmatt, official_state_dict,
+                                                   read_checkpoint, validate_state_dict)
 from instmatt_app.nets.instmatt_train import (
-    OfficialSpectralNorm, TrainConfig, Trainer, TrainingData, laplacian_loss, perturb_mask, training_state_dict,
+    OfficialSpectralNorm, TrainConfig, Trainer, TrainingData, laplacian_loss, perturb_mask,
     tri_composition, trainable_instmatt)
 
 SHARED = os.environ.get("INSTMATT_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
@@ -37,7 +38,7 @@ def test_spectral_norm_parametrization_matches_official_eval_and_train():
 def test_trainable_model_keeps_official_weights_and_outputs():
     torch.set_num_threads(2)
     model = trainable_instmatt(CHECKPOINT).eval()
-    state = training_state_dict(model)
+    state = official_state_dict(model)
     official = read_checkpoint(CHECKPOINT)
     assert set(k[len("module."):] for k in state) == set(official)
     for k, v in official.items():
