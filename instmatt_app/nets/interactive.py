@@ -283,10 +283,8 @@ class PickSession:
                 m = np.asarray(pose.mask, np.float32)
                 if m.shape != (y1 - y0, x1 - x0):
                     continue
-                at = lambda pts: np.array([m[min(max(int(y) - y0, 0), m.shape[0] - 1),  # noqa: E731
-                                             min(max(int(x) - x0, 0), m.shape[1] - 1)] for x, y in pts])
-                v = float(at(ps).mean())
-                if v > best_v and not (len(ns) and (at(ns) >= 0.5).any()):
+                v = float(_values_at(m, ps, x0, y0).mean())
+                if v > best_v and not (len(ns) and (_values_at(m, ns, x0, y0) >= 0.5).any()):
                     best, best_v = m, v
             if best is not None:
                 out = np.zeros((h, w), np.float32)
@@ -477,6 +475,12 @@ class PickSession:
             return np.clip(soft, 0.0, 1.0).astype(np.float32)
         support = np.clip(2.0 * soft, 0.0, 1.0)  # the region grown by ~half a working pixel
         return (self.prior * support).astype(np.float32)
+
+
+def _values_at(mask: np.ndarray, pts: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """Values of a crop's ``mask`` at photo points ``pts`` (N, 2) x, y; the crop starts at (x0, y0)."""
+    h, w = mask.shape
+    return np.array([mask[min(max(int(y) - y0, 0), h - 1), min(max(int(x) - x0, 0), w - 1)] for x, y in pts])
 
 
 def _touches(mask: np.ndarray, x: float, y: float, r: int) -> bool:

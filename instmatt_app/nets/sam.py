@@ -125,7 +125,7 @@ def sam_config(sd: Any) -> SamConfig:
     if grid_h != grid_w or pos_dim != embed:
         raise SamWeightsError("image_encoder.pos_embed does not match the patch embedding")
     depth = _count(sd, r"image_encoder\.blocks\.(\d+)\.")
-    rel_len, head_dim = _shape(sd, "image_encoder.blocks.0.attn.rel_pos_h")
+    _, head_dim = _shape(sd, "image_encoder.blocks.0.attn.rel_pos_h")
     if head_dim == 0 or embed % head_dim:
         raise SamWeightsError("attention head size does not divide the embedding width")
     global_idx, windows = [], set()
@@ -345,7 +345,7 @@ def tighten(predictor: SamInteractivePredictor, image: np.ndarray, detections: S
     predictor.set_image(image)
     out = []
     for det in detections:
-        sam_mask, sam_score = predictor.predict(box=det.box)
+        sam_mask, _ = predictor.predict(box=det.box)
         if _iou(sam_mask > 0.5, det.mask > 0.5) >= min_agreement:
             out.append(replace(det, mask=sam_mask, source=(det.source or "detector") + "+sam"))
         else:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import glob
 import statistics
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -305,7 +304,7 @@ def pose_model():
 def test_coco_click_with_prior_and_pose(data_dir, pose_model):
     """The embedded default as shipped: prior + pose landmarker. Measured (147 persons): IoU mean
     0.76, median 0.94, 78 % >= 0.5."""
-    ious, leaks = _click_every_person(data_dir, "gt", with_others=False, pose=pose_model)
+    ious, _ = _click_every_person(data_dir, "gt", with_others=False, pose=pose_model)
     assert ious.mean() >= 0.72 and np.median(ious) >= 0.88 and (ious >= 0.5).mean() >= 0.72
 
 
@@ -313,7 +312,7 @@ def test_coco_click_with_prior_and_pose(data_dir, pose_model):
 def test_coco_click_without_prior(data_dir, pose_model):
     """No prior (every 3rd person): pose landmarker on crops around the click, GrabCut where it
     finds no one. Measured on all 147: IoU mean 0.55, median 0.59 (GrabCut alone: 0.39, 0.38)."""
-    ious, leaks = _click_every_person(data_dir, "none", with_others=False, every=3, pose=pose_model)
+    ious, _ = _click_every_person(data_dir, "none", with_others=False, every=3, pose=pose_model)
     assert len(ious) == 49
     assert ious.mean() >= 0.45 and np.median(ious) >= 0.45
     ious, leaks = _click_every_person(data_dir, "none", with_others=False, every=7, pose=None)

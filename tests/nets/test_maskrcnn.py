@@ -122,3 +122,23 @@ def test_postprocess_keeps_only_confident_large_people(v1_state_dict):
     np.testing.assert_allclose(found[0].mask, masks[0, 0])
     det.min_area_fraction = 0.0
     assert len(det._postprocess(out, (h, w))) == 3
+
+
+def test_cuda_out_of_memory_falls_back_to_cpu(v1_state_dict, monkeypatch):
+    det = MaskRCNNDetector(v1_state_dict, min_size=160, max_size=240)
+    det.device = "cuda"  # as if the network were on a GPU that runs out of memory
+    real_forward = det._forward
+    calls = []
+
+    def forward(image):
+        calls.append(det.device)
+        if det.device != "cpu":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real_forward(image)
+
+    monkeypatch.setattr(det, "_forward", forward)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    image = np.full((60, 80, 3), 127, np.uint8)
+    assert isinstance(det.detect(image), list)
+    assert calls == ["cuda", "cpu"] and det.device == "cpu"
+    assert next(det.net.parameters()).device.type == "cpu"
