@@ -171,3 +171,22 @@ def test_sam_detector_tightens_base_detections(tiny_sd, photo):
     out = det.detect(photo)
     assert len(out) == 1 and out[0].source == "fixed+sam" and out[0].mask.shape == (90, 150)
     assert out[0].box == (50, 20, 90, 80)
+
+
+def test_cuda_out_of_memory_falls_back_to_cpu(tiny_sd, photo, monkeypatch):
+    pred = SamInteractivePredictor(build_sam(tiny_sd))
+    pred.device = "cuda"  # as if the encoder ran on a GPU that runs out of memory
+    real_set_image = pred._predictor.set_image
+    calls = []
+
+    def set_image(image, image_format="RGB"):
+        calls.append(pred.device)
+        if pred.device != "cpu":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real_set_image(image, image_format=image_format)
+
+    monkeypatch.setattr(pred._predictor, "set_image", set_image)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    pred.set_image(photo)
+    assert calls == ["cuda", "cpu"] and pred.device == "cpu" and pred.embeddings_computed == 1
+    assert pred.predict(points=[(70, 50)])[0].shape == (90, 150)
