@@ -17,10 +17,13 @@ __all__ = ["to_uint8", "person_rgba", "alpha_grey", "trimatte_rgb", "people_over
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
-    """float array in [0, 1] (any shape) → uint8 0..255, rounded, C-contiguous."""
+    """float array in [0, 1] (any shape) → uint8 0..255, rounded and saturated, C-contiguous."""
     if x.dtype == np.uint8:
         return np.ascontiguousarray(x)
-    return np.ascontiguousarray(np.clip(np.asarray(x, np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    x = np.ascontiguousarray(x, np.float32)
+    if x.ndim == 2 or (x.ndim == 3 and x.shape[2] <= 4):  # OpenCV: multi-threaded, no temporaries
+        return cv2.convertScaleAbs(cv2.max(x, 0.0), alpha=255.0)
+    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def hex_to_rgb(colour: str) -> tuple[int, int, int]:
@@ -92,12 +95,14 @@ def difference_heatmap(image: np.ndarray, alphas: np.ndarray, reference: np.ndar
     image (H, W, 3) uint8; alphas, reference (k, H, W) float32 (same k). ``full_scale`` is the
     difference shown at full heat. Returns ((H, W, 3) uint8, mean absolute difference per pixel).
     """
-    diff = np.abs(alphas - reference).sum(axis=0) if len(alphas) else np.zeros(image.shape[:2], np.float32)
-    heat = np.clip(diff / full_scale, 0.0, 1.0)
-    cmap = cv2.applyColorMap(to_uint8(heat), cv2.COLORMAP_INFERNO)[..., ::-1].astype(np.float32) / 255.0
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)[..., None] / 255.0 * 0.35
-    w = np.clip(heat * 1.5, 0.0, 1.0)[..., None]
-    return to_uint8(grey * (1.0 - w) + cmap * w), float(diff.mean())
+    diff = np.zeros(image.shape[:2], np.float32)
+    for a, r in zip(alphas, reference):
+        diff += cv2.absdiff(np.ascontiguousarray(a, np.float32), np.ascontiguousarray(r, np.float32))
+    heat = cv2.convertScaleAbs(diff, alpha=255.0 / full_scale)  # saturates at full_scale
+    cmap = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+    grey = cv2.cvtColor(cv2.convertScaleAbs(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), alpha=0.35), cv2.COLOR_GRAY2RGB)
+    w = np.minimum(heat.astype(np.float32) * (1.5 / 255.0), 1.0)
+    return cv2.blendLinear(grey, cmap, 1.0 - w, w), float(diff.mean())
 
 
 def thumbnail_rgba(colour: np.ndarray, alpha: np.ndarray, box: tuple[float, float, float, float] | None,
