@@ -286,8 +286,9 @@ def load_weights_safely(path: str | os.PathLike) -> Any:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
         raise ModelError(f"{path}: refused: the file is not a plain weights file; loading it would run or "
                          f"import code ({first})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise ModelError(f"{path}: not a readable PyTorch weights file ({str(exc).splitlines()[0][:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types (KeyError on text files, ...)
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(f"{path}: not a readable PyTorch weights file ({detail})") from None
 
 
 def add_user_model(kind: str, path: str | os.PathLike, name: str | None = None) -> Path:

@@ -90,3 +90,10 @@ def test_official_instmatt_checkpoint_is_accepted(fixtures_dir, tmp_path, models
     assert dest.is_file() and mm.user_model("instmatt") == dest
     rows = {r["name"]: r for r in mm.list_models()}
     assert rows["user-instmatt"]["sha256"] == mm.sha256_file(ckpt)
+
+
+def test_text_file_is_refused_cleanly(tmp_path, models_tmp):
+    notes = tmp_path / "notes.pth"
+    notes.write_text("these are not weights\n")
+    with pytest.raises(mm.ModelError, match="not a readable PyTorch weights file"):
+        mm.add_user_model("instmatt", notes)

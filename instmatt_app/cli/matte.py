@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"error: --order must be comma-separated integers, got {args.order!r}", file=sys.stderr)
         return 2
+    if args.official_postprocess and args.refine != "parallel":
+        print("warning: --official-postprocess reproduces the official infer.py only with --refine parallel",
+              file=sys.stderr)
     files, problems = collect_images(args.images)
     for msg in problems:
         print(f"error: {msg}", file=sys.stderr)

@@ -389,7 +389,7 @@ class InstMattMatter:
         if official:
             crop[:, 0] = official_uint8(final[:, 0], run.prepared).astype(np.float32) / np.float32(255)
             return crop
-        from instmatt_app.pipeline import enforce_consistency   # the engine's one consistency step
+        from instmatt_app.core.consistency import enforce_consistency   # the engine's one consistency step
 
         return enforce_consistency(crop)
 
