@@ -371,6 +371,7 @@ class MainWindow(QMainWindow):
             self.docks.append(d)
         self.tabifyDockWidget(self.docks[2], self.docks[3])
         self.docks[2].raise_()
+        self.layers.list.setMinimumHeight(2 * 58 + 30)  # two and a half people visible
         self.resizeDocks(self.docks[:3], [420, 250, 300], Qt.Vertical)
         self.resizeDocks([self.docks[0]], [330], Qt.Horizontal)
         self.layers.selected.connect(lambda lid: self.select_person(None if lid < 0 else lid))

@@ -51,14 +51,12 @@ class RefinePanel(QWidget):
         self.pick_btn.setToolTip("Click the people on the photo in the order to refine them")
         lay.addWidget(self.pick_btn)
         self.order_list = _OrderList(self)
-        self.order_list.setMinimumHeight(62)
+        self.order_list.setMinimumHeight(70)
         self.order_list.model().rowsMoved.connect(self._rows_moved)  # drag and drop inside the list
         self._filling = False
         lay.addWidget(self.order_list)
-        hint = QLabel("Drag to reorder; numbers are drawn on the photo.")
-        hint.setObjectName("muted")
-        hint.setWordWrap(True)
-        lay.addWidget(hint)
+        self.order_list.setToolTip("Refinement order (cycle mode): drag to reorder; the numbers are drawn on "
+                                   "the photo")
         row = QHBoxLayout()
         self.run_btn = QPushButton(icon("mdi6.play", "#ffffff"), "Run refinement")
         self.run_btn.setObjectName("primary")
