@@ -16,17 +16,21 @@ def _inside(win, layer_id):
 
 
 def test_open_photo_runs_engine_in_background_and_ui_stays_responsive(make_window, photo_path, qtbot):
+    import time
+
     win = make_window()
     ticks = []
     timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(1))
-    timer.start(50)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
     with qtbot.waitSignal(win.peopleReady, timeout=90_000):
         assert win.open_path(photo_path)
         assert win.progress.isVisible() and win.cancel_btn.isVisible()
         assert win.canvas.has_image()  # the photo shows at once, before the people
     timer.stop()
-    assert len(ticks) >= 10, "the event loop must keep running while the engine works"
+    gaps = np.diff(ticks)
+    assert len(ticks) >= 3 and gaps.max() < 2.0, \
+        f"the event loop stalled for {gaps.max():.2f} s while the engine worked"
     assert len(win.live_layers()) >= 1
     assert not win.progress.isVisible()
     assert win.device_label.text() == "CPU"
