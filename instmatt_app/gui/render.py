@@ -107,17 +107,25 @@ def difference_heatmap(image: np.ndarray, alphas: np.ndarray, reference: np.ndar
 
 def thumbnail_rgba(colour: np.ndarray, alpha: np.ndarray, box: tuple[float, float, float, float] | None,
                    size: int = 48) -> np.ndarray:
-    """A square (size, size, 4) uint8 thumbnail of one person, cropped to ``box`` (x0, y0, x1, y1) if given."""
+    """A square (size, size, 4) uint8 thumbnail of one person, cropped to ``box`` (x0, y0, x1, y1) if given,
+    else to where the alpha is above 0.05. colour: (H, W, 3) float32 [0, 1] or uint8.
+
+    Works on a strided view of big photos (about 4 source pixels per thumbnail pixel), so a 24 MP
+    person costs a few milliseconds.
+    """
     h, w = alpha.shape
     if box is None or box[2] <= box[0] or box[3] <= box[1]:
-        ys, xs = np.nonzero(alpha > 0.05)
-        box = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else (0, 0, w, h)
+        step = max(1, max(h, w) // 1024)
+        ys, xs = np.nonzero(alpha[::step, ::step] > 0.05)
+        box = ((xs.min() * step, ys.min() * step, xs.max() * step + step, ys.max() * step + step)
+               if len(xs) else (0, 0, w, h))
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     side = max(x1 - x0, y1 - y0, 1)
     cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
     x0, y0 = max(cx - side // 2, 0), max(cy - side // 2, 0)
     x1, y1 = min(x0 + side, w), min(y0 + side, h)
-    rgba = person_rgba(colour[y0:y1, x0:x1], alpha[y0:y1, x0:x1])
+    s = max(1, side // (4 * size))
+    rgba = person_rgba(colour[y0:y1:s, x0:x1:s], alpha[y0:y1:s, x0:x1:s])
     ch, cw = rgba.shape[:2]
     scale = size / max(ch, cw, 1)
     small = cv2.resize(rgba, (max(1, round(cw * scale)), max(1, round(ch * scale))), interpolation=cv2.INTER_AREA)
