@@ -16,8 +16,8 @@ Coarse masks are derived from the ground truth to isolate refinement (``--masks`
 * ``visible`` — GT visible alpha > 0.5 (exact, non-overlapping masks);
 * ``amodal``  — the person's whole layer alpha > 0.5, cut to where the composite has human alpha
   > 0.5: a back person's mask also covers the front person where it is hidden behind it, which
-  is how the embedded detector's masks overlap (measured: 85 % of the pixels where its masks
-  overlap belong to the front person);
+  is how the embedded detector's masks overlap (measured on the dev set: of the overlap pixels
+  that belong to one of the two people, 85 % belong to the one in front);
 * ``bleed``   — ``visible`` plus up to 3 % of the long side of ``amodal`` (a mask bleeding a little
   into the people in front of its person, the mild version of ``amodal``);
 * ``detector`` — the embedded default detector's own masks, matched to the GT by IoU (unmatched
