@@ -258,7 +258,8 @@ class DefaultDetector:
         for box, score, kps in box_only:
             m = _box_alpha(alpha, box) * (1.0 - self._covered(alpha.shape, cands))
             c = _shaped(_Cand(m.astype(np.float32), score * 0.9, kps, "box+alpha"))
-            if c.area() >= min_px:
+            # what is left must fill a fair part of its box; a sliver is a neighbour's arm, not a person
+            if c.area() >= max(min_px, 0.2 * (box[2] - box[0]) * (box[3] - box[1])):
                 cands.append(c)
 
         # what is still unexplained becomes a person of its own (never given to a neighbour)
