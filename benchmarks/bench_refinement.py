@@ -46,8 +46,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -56,10 +56,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from instmatt_app.evaluation.imq import pool, score_image  # noqa: E402
-from instmatt_app.nets.default_matter import DefaultMatter  # noqa: E402
-from instmatt_app.nets.default_refiner import DefaultRefiner, RefinerConfig  # noqa: E402
-from instmatt_app.nets.image_context import ImageContext  # noqa: E402
+from instmatt_app.evaluation.imq import pool, score_image
+from instmatt_app.nets.default_matter import DefaultMatter
+from instmatt_app.nets.default_refiner import DefaultRefiner, RefinerConfig
+from instmatt_app.nets.image_context import ImageContext
 
 ROWS = ("masks", "no-refine", "parallel", "cycle-true", "cycle-rev", "cycle-est", "oracle-split")
 

@@ -42,8 +42,8 @@ after an order change only redoes the back-substitutions.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -53,8 +53,15 @@ import scipy.sparse.linalg
 from instmatt_app.nets.image_context import ImageContext
 from instmatt_app.nets.registry import register
 
-__all__ = ["DefaultRefiner", "RefinerConfig", "RefinementError", "contested_band", "shares",
-           "refine_shares_window", "MODES"]
+__all__ = [
+    "MODES",
+    "DefaultRefiner",
+    "RefinementError",
+    "RefinerConfig",
+    "contested_band",
+    "refine_shares_window",
+    "shares",
+]
 
 MODES = ("none", "parallel", "cycle")
 

@@ -9,8 +9,12 @@ import pytest
 
 from instmatt_app.nets import registry
 from instmatt_app.nets.default_matter import ownership
-from instmatt_app.nets.default_refiner import (DefaultRefiner, RefinementError, RefinerConfig,
-                                               contested_band)
+from instmatt_app.nets.default_refiner import (
+    DefaultRefiner,
+    RefinementError,
+    RefinerConfig,
+    contested_band,
+)
 from instmatt_app.nets.image_context import ImageContext
 
 
@@ -66,7 +70,7 @@ def test_bad_input_is_a_clear_error():
 
 
 def test_one_instance_is_left_alone():
-    image, masks, total = _scene()
+    image, masks, _ = _scene()
     tri = _unrefined(masks[0], masks[:1])
     for mode in ("parallel", "cycle"):
         out = DefaultRefiner().refine(image, tri, masks[:1], mode=mode, order=[0])
