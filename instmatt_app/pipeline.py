@@ -287,16 +287,42 @@ class Engine:
 
         Reuses the cached per-photo work (human alpha, network features) held by the result.
         """
+        return self.rematte(result, None, mode, order)
+
+    def rematte(self, result: MattingResult, masks: np.ndarray | None, mode: str | None = None,
+                order: list[int] | None = None, added: list[Detection] | None = None) -> MattingResult:
+        """Matte the same photo again with edited coarse masks (the GUI's guidance brush, a person
+        added by a click), reusing the per-photo work cached on ``result``.
+
+        masks: (k, H, W) float32 in [0, 1]: the first ``len(result.instances)`` belong to the
+        result's people in their order, any further ones to ``added`` (new people, in order);
+        None = the result's own masks. mode: none | parallel | cycle (default: the result's).
+        Every person's tri-mask is rebuilt (a changed mask changes the others' M_r and M_b).
+        """
+        H, W = result.image.shape[:2]
+        added = list(added or [])
+        if masks is None:
+            masks = np.stack([inst.coarse_mask for inst in result.instances]) if result.instances else \
+                np.zeros((0, H, W), np.float32)
+        masks = np.asarray(masks, np.float32)
+        if masks.ndim != 3 or masks.shape[1:] != (H, W) or len(masks) != len(result.instances) + len(added):
+            raise EngineError(f"rematte needs ({len(result.instances) + len(added)}, {H}, {W}) masks, got {masks.shape}")
+        mode = mode or result.refine_mode
         ctx = result.extras.get("context") or ImageContext(result.image)
-        coarse = np.stack([inst.coarse_mask for inst in result.instances]) if result.instances else \
-            np.zeros((0,) + result.image.shape[:2], np.float32)
-        order = self._order(len(result.instances), order)
+        order = self._order(len(masks), order)
         t0 = time.perf_counter()
-        tri = self._call_with_fallback("_matte", result.image, coarse, ctx, mode, order)
-        tri = enforce_consistency(tri)
-        instances = [Instance(index=i, box=inst.box, score=inst.score, coarse_mask=inst.coarse_mask,
-                              trimask=inst.trimask, trimatte=tri[i], source=inst.source)
-                     for i, inst in enumerate(result.instances)]
+        tri = enforce_consistency(self._call_with_fallback("_matte", result.image, masks, ctx, mode, order))
+        tmode = "sum" if self.matting_name == "instmatt" else self.config.trimask_mode
+        tmasks = trimasks(masks, tmode).astype(np.float16)
+        sources = [(inst.box, inst.score, inst.source) for inst in result.instances] + \
+                  [(d.box, d.score, d.source) for d in added]
+        instances = []
+        for i, (box, score, source) in enumerate(sources):
+            ys, xs = np.nonzero(masks[i] > 0.5)
+            if len(xs):
+                box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+            instances.append(Instance(index=i, box=box, score=score, coarse_mask=masks[i], trimask=tmasks[i],
+                                      trimatte=tri[i], source=source))
         timings = dict(result.timings, refine=time.perf_counter() - t0)
         return MattingResult(image=result.image, instances=instances, order=order, refine_mode=mode,
                              device=self.device, timings=timings, models=result.models, extras=result.extras)

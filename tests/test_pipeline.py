@@ -101,3 +101,26 @@ def test_enforce_consistency_scales_overlaps():
     np.testing.assert_allclose(out[:, 0].sum(0), 1.0, atol=1e-6)
     np.testing.assert_allclose(out[0, 0, 0, 0] / out[1, 0, 0, 0], 0.8 / 0.6, rtol=1e-5)
     np.testing.assert_allclose(out[:, 2], 0.0, atol=1e-6)
+
+
+def test_rematte_with_an_edited_mask_and_an_added_person(engine, data_dir):
+    import cv2
+
+    from instmatt_app.core.result import Detection
+
+    folder = data_dir / "synthetic/alphas/comp/dev_0009"
+    gt = np.stack([cv2.imread(str(f), 0) for f in sorted(folder.glob("*.png"))]).astype(np.float32) / 255
+    image = np.asarray(Image.open(data_dir / "synthetic/images_png/comp/dev_0009.png").convert("RGB"))
+    masks = (gt > 0.5).astype(np.float32)
+    first = engine.run(image, masks=masks[:-1])          # the last person "missed"
+    added = Detection(box=(0, 0, 1, 1), score=1.0, mask=masks[-1], source="click")
+    second = engine.rematte(first, masks, "cycle", order=list(range(len(masks)))[::-1], added=[added])
+    assert len(second.instances) == len(gt) and second.instances[-1].source == "click"
+    assert second.extras["context"] is first.extras["context"]  # per-photo work reused
+    assert (second.alphas.sum(0) <= 1 + 1e-5).all()
+    # the person next to the added one no longer keeps the added person's alpha
+    overlap_before = np.minimum(first.alphas, gt[-1]).sum()
+    overlap_after = np.minimum(second.alphas[:-1], gt[-1]).sum()
+    assert overlap_after < overlap_before
+    with pytest.raises(EngineError, match="rematte needs"):
+        engine.rematte(first, masks)

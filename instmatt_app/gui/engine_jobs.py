@@ -1,9 +1,7 @@
 """Engine calls the GUI makes after the first run (no Qt): re-matting with edited guidance.
 
-The engine's :meth:`~instmatt_app.pipeline.Engine.refine` re-runs matting + refinement from the
-coarse masks held by a result, reusing the photo's cached per-photo work (``ImageContext`` in
-``result.extras["context"]``). :func:`rematte` hands it a copy of the result whose coarse masks are
-the user's edited guidance (and, for "add person", one more mask).
+:meth:`~instmatt_app.pipeline.Engine.rematte` re-runs matting + refinement from edited coarse masks,
+reusing the photo's cached per-photo work; :func:`rematte` adds the GUI's defaults and progress report.
 """
 from __future__ import annotations
 
@@ -21,26 +19,8 @@ def rematte(engine, base, masks: np.ndarray, mode: str, order, progress, added=N
     mode: "parallel" | "cycle"; order: instance indices (cycle: first refined first), None = 0..k-1.
     progress(stage, fraction): reports. Returns a new MattingResult with k instances.
     """
-    from instmatt_app.core.result import Instance, MattingResult
-    from instmatt_app.core.trimask import trimasks
-
-    mode_tm = "sum" if engine.matting_name == "instmatt" else engine.config.trimask_mode
-    tm = trimasks(masks.astype(np.float32), mode_tm)
-    insts = []
-    for i, m in enumerate(masks):
-        if i < len(base.instances):
-            old = base.instances[i]
-            ys, xs = np.nonzero(m > 0.5)
-            box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)) if len(xs) else old.box
-            insts.append(Instance(index=i, box=box, score=old.score, coarse_mask=m, trimask=tm[i],
-                                  trimatte=old.trimatte, source=old.source))
-        else:
-            insts.append(Instance(index=i, box=added.box, score=added.score, coarse_mask=m, trimask=tm[i],
-                                  trimatte=np.zeros((3,) + m.shape, np.float32), source=added.source))
-    k = len(insts)
+    k = len(masks)
     if order is None or sorted(order) != list(range(k)):
         order = list(range(k))
-    tmp = MattingResult(image=base.image, instances=insts, order=order, refine_mode=base.refine_mode,
-                        device=base.device, timings=dict(base.timings), models=base.models, extras=base.extras)
     progress("matte", 0.5)
-    return engine.refine(tmp, mode, order)
+    return engine.rematte(base, masks.astype(np.float32), mode, order, added=[added] if added is not None else None)
