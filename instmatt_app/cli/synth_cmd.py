@@ -12,7 +12,7 @@ def _range(text: str) -> tuple[int, int]:
     try:
         parts = [int(x) for x in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LO,HI integers: {text!r}")
+        raise argparse.ArgumentTypeError(f"expected LO,HI integers: {text!r}") from None
     if len(parts) == 1:
         parts = parts * 2
     if len(parts) != 2 or not 16 <= parts[0] <= parts[1]:

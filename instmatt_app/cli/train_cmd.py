@@ -10,19 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from instmatt_app.cli.synth_cmd import _range  # the LO,HI parser shared with `instmatt synth`
+
 HELP = "train InstMatt (stage 1: matting branch, stage 2: refiner) on on-the-fly composites"
-
-
-def _range(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LO,HI integers: {text!r}") from None
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or not 16 <= parts[0] <= parts[1]:
-        raise argparse.ArgumentTypeError(f"expected LO,HI with 16 <= LO <= HI: {text!r}")
-    return parts[0], parts[1]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
