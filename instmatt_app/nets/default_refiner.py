@@ -390,12 +390,12 @@ class DefaultRefiner:
         ctx = context or ImageContext(image)
         if order is None:
             order = self.estimate_order(image, trimattes, masks, ctx) if mode == "cycle" else list(range(k))
-        alphas = np.clip(trimattes[:, 0], 0.0, 1.0)
+        alphas = out[:, 0]
+        np.clip(alphas, 0.0, 1.0, out=alphas)
         prep = self._prepare(image, alphas, masks, ctx)
         if not prep["windows"]:
             return out
         s = prep["scale"]
-        new_alpha = alphas.copy()
         for win in prep["windows"]:
             refined = refine_shares_window(win, mode, order, self.config.regulariser)
             delta = (refined - win.s0).astype(np.float32)
@@ -405,35 +405,43 @@ class DefaultRefiner:
             x1, y1, x2, y2 = win.box
             fx1, fy1 = int(np.floor(x1 / s)), int(np.floor(y1 / s))
             fx2, fy2 = min(W, int(np.ceil(x2 / s))), min(H, int(np.ceil(y2 / s)))
-            crop_a = new_alpha[win.members, fy1:fy2, fx1:fx2]
-            crop_m = masks[win.members, fy1:fy2, fx1:fx2]
-            total = alphas[:, fy1:fy2, fx1:fx2].sum(axis=0)
-            s0_full, _ = shares(crop_a, crop_m, self.config.min_total)
             if s < 1.0:
                 # working pixel (x, y) covers full-res [x/s, (x+1)/s): map full-res centres back
-                fw, fh = fx2 - fx1, fy2 - fy1
-                map_x = ((np.arange(fw, dtype=np.float32) + fx1 + 0.5) * s - 0.5 - x1)
-                map_y = ((np.arange(fh, dtype=np.float32) + fy1 + 0.5) * s - 0.5 - y1)
-                mx, my = (a.astype(np.float32) for a in np.meshgrid(map_x, map_y))
-                up = np.stack([cv2.remap(d, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                         borderValue=0.0) for d in delta])
+                map_x = (np.arange(fx1, fx2, dtype=np.float32) + 0.5) * s - 0.5 - x1
+                map_y = (np.arange(fy1, fy2, dtype=np.float32) + 0.5) * s - 0.5 - y1
+                mx, my = (m.astype(np.float32) for m in np.meshgrid(map_x, map_y))
+
+                def up(a: np.ndarray, mx=mx, my=my) -> np.ndarray:
+                    return np.stack([cv2.remap(np.ascontiguousarray(c, dtype=np.float32), mx, my,
+                                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for c in a])
+                d_full = up(delta)
             else:
-                up = delta[:, :fy2 - fy1, :fx2 - fx1]
-            changed = np.abs(up).max(axis=0) > 1e-6
+                def up(a: np.ndarray) -> np.ndarray:
+                    return a.astype(np.float32)
+                d_full = delta
+            changed = np.abs(d_full).max(axis=0) > 1e-6
             if not changed.any():
                 continue
-            sh = np.clip(s0_full + up, 0.0, 1.0)
-            sh /= np.maximum(sh.sum(axis=0, keepdims=True), 1.0)
-            refined_alpha = total[None] * sh
-            crop_a[:, changed] = refined_alpha[:, changed]
-            new_alpha[win.members, fy1:fy2, fx1:fx2] = crop_a
-        total = new_alpha.sum(axis=0)
+            rows = win.members
+            a_c = alphas[rows, fy1:fy2, fx1:fx2][:, changed]               # (n, m) members' alphas
+            tot = a_c.sum(axis=0)
+            # the unrefined shares at full resolution; where there is (almost) no human alpha
+            # the working-resolution shares, upsampled (their value hardly matters there)
+            s0_c = np.where(tot >= self.config.min_total, a_c / np.maximum(tot, 1e-6),
+                            up(win.s0)[:, changed])
+            sh = np.clip(s0_c + d_full[:, changed], 0.0, 1.0)
+            sh /= np.maximum(sh.sum(axis=0), 1.0)
+            ys, xs = np.nonzero(changed)
+            ys += fy1
+            xs += fx1
+            for r, g in enumerate(rows):
+                alphas[g, ys, xs] = tot * sh[r]
+        total = alphas.sum(axis=0)
         over = total > 1.0
-        if over.any():
-            new_alpha[:, over] /= total[over]
-            total = new_alpha.sum(axis=0)
-        out[:, 0] = new_alpha
-        out[:, 1] = total[None] - new_alpha
+        if over.any():  # only for inconsistent input (Σ α_t > 1 before refinement)
+            alphas[:, over] /= total[over]
+            total = alphas.sum(axis=0)
+        out[:, 1] = total[None] - alphas
         out[:, 2] = 1.0 - total[None]
         np.clip(out, 0.0, 1.0, out=out)
         return out
