@@ -255,7 +255,7 @@ class Engine:
         for i, d in enumerate(dets):  # the detections share the stacked array (no second copy)
             d.mask = coarse[i]
         mode = "sum" if self.matting_name == "instmatt" else self.config.trimask_mode
-        tmasks = trimasks(coarse, mode).astype(np.float16)  # kept for display/export: half the memory
+        tmasks = trimasks(coarse, mode, np.float16)  # kept for display/export: half the memory
         order = self._order(len(dets), self.config.order)
         t1 = time.perf_counter()
         tri = self._call_with_fallback("_matte", image, coarse, ctx, self.config.refine, order)
@@ -313,7 +313,7 @@ class Engine:
         t0 = time.perf_counter()
         tri = enforce_consistency(self._call_with_fallback("_matte", result.image, masks, ctx, mode, order))
         tmode = "sum" if self.matting_name == "instmatt" else self.config.trimask_mode
-        tmasks = trimasks(masks, tmode).astype(np.float16)
+        tmasks = trimasks(masks, tmode, np.float16)
         sources = [(inst.box, inst.score, inst.source) for inst in result.instances] + \
                   [(d.box, d.score, d.source) for d in added]
         instances = []

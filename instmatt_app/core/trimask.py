@@ -20,18 +20,19 @@ TrimaskMode = Literal["union", "sum"]
 __all__ = ["TrimaskMode", "trimasks", "trimask"]
 
 
-def trimasks(masks: np.ndarray, mode: TrimaskMode = "union") -> np.ndarray:
+def trimasks(masks: np.ndarray, mode: TrimaskMode = "union", dtype=np.float32) -> np.ndarray:
     """Tri-masks of every instance.
 
     masks: (n, H, W) float or uint8 (uint8 is divided by 255), values in [0, 1].
-    Returns (n, 3, H, W) float32 with channels [M_t, M_r, M_b]. n = 0 gives (0, 3, H, W).
+    Returns (n, 3, H, W) ``dtype`` (float32, or float16 to store them at half the memory) with
+    channels [M_t, M_r, M_b]. n = 0 gives (0, 3, H, W).
     """
     m = np.asarray(masks)
     if m.ndim != 3:
         raise ValueError(f"masks must be (n, H, W), got shape {m.shape}")
     m = m.astype(np.float32) / np.float32(255) if m.dtype == np.uint8 else m.astype(np.float32, copy=False)
     n, h, w = m.shape
-    out = np.empty((n, 3, h, w), dtype=np.float32)
+    out = np.empty((n, 3, h, w), dtype=dtype)
     if n == 0:
         return out
     if mode == "sum":
