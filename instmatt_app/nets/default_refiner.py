@@ -365,8 +365,9 @@ class DefaultRefiner:
         order: permutation of range(k), first refined first (cycle; ignored otherwise); None in
         cycle mode: the order :meth:`estimate_order` guesses from the image.
 
-        Returns new (k, 3, H, W) float32 tri-mattes with Σ_i α_t,i ≤ 1, α_r = Σ_{j≠i} α_t,j,
-        α_b = 1 − Σ_j α_t,j; pixels outside the contested band keep their α_t exactly.
+        Returns new (k, 3, H, W) float32 tri-mattes: α_t clipped to [0, 1] and refined in the
+        contested band (bit-for-bit the input's outside it); where it changed, Σ_i α_t,i ≤ 1,
+        α_r = Σ_{j≠i} α_t,j and α_b = 1 − Σ_j α_t,j (elsewhere α_r, α_b are the input's).
         """
         if mode not in MODES:
             raise RefinementError(f"unknown refinement mode {mode!r} (use none, parallel or cycle)")
@@ -396,6 +397,7 @@ class DefaultRefiner:
         if not prep["windows"]:
             return out
         s = prep["scale"]
+        touched: list[tuple[int, int, int, int]] = []
         for win in prep["windows"]:
             refined = refine_shares_window(win, mode, order, self.config.regulariser)
             delta = (refined - win.s0).astype(np.float32)
@@ -436,14 +438,18 @@ class DefaultRefiner:
             xs += fx1
             for r, g in enumerate(rows):
                 alphas[g, ys, xs] = tot * sh[r]
-        total = alphas.sum(axis=0)
-        over = total > 1.0
-        if over.any():  # only for inconsistent input (Σ α_t > 1 before refinement)
-            alphas[:, over] /= total[over]
-            total = alphas.sum(axis=0)
-        out[:, 1] = total[None] - alphas
-        out[:, 2] = 1.0 - total[None]
-        np.clip(out, 0.0, 1.0, out=out)
+            touched.append((fy1, fy2, fx1, fx2))
+        # α_r = Σ_{j≠i} α_t,j and α_b = 1 − Σ α_t where α_t changed (elsewhere they are the input's)
+        for fy1, fy2, fx1, fx2 in touched:
+            sub = out[:, :, fy1:fy2, fx1:fx2]
+            total = sub[:, 0].sum(axis=0)
+            over = total > 1.0
+            if over.any():  # only for inconsistent input (Σ α_t > 1 before refinement)
+                sub[:, 0, over] /= total[over]
+                total = sub[:, 0].sum(axis=0)
+            sub[:, 1] = total[None] - sub[:, 0]
+            sub[:, 2] = 1.0 - total[None]
+            np.clip(sub, 0.0, 1.0, out=sub)
         return out
 
 
