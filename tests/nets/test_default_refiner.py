@@ -232,3 +232,26 @@ def test_engine_switches_mode_and_order_on_the_embedded_default(data_dir):
     assert contested.sum() > 200
     assert e_true < 0.7 * e_rev
     assert e_true < err(result)
+
+
+def test_working_resolution_below_the_photo(data_dir):
+    """The split solved at half the photo's size and upsampled: changes stay within one working
+    pixel of the contested band, Σ α ≤ 1, and the true order still wins."""
+    image, gts, masks = _bleeding_composite(data_dir, "dev_0001", long_side=480)
+    k = len(gts)
+    tri = _unrefined(gts.sum(axis=0), masks)
+    cfg = RefinerConfig(work_side=240)
+    refiner = DefaultRefiner(config=cfg)
+    ctx = ImageContext(image)
+    true_order = list(range(k))[::-1]
+    out_true = refiner.refine(image, tri, masks, "cycle", true_order, ctx)
+    out_rev = refiner.refine(image, tri, masks, "cycle", true_order[::-1], ctx)
+    assert out_true[:, 0].sum(axis=0).max() <= 1.0 + 1e-5
+    band_px = max(2, round(cfg.band * 240)) * 2 + 4  # the working band in photo pixels, + upsampling
+    near = contested_band(tri[:, 0], masks, band_px, cfg.presence)
+    changed = np.abs(out_true[:, 0] - tri[:, 0]).max(axis=0) > 0
+    assert changed.any() and not (changed & ~near).any()
+    contested = (masks > 0.5).sum(axis=0) >= 2
+    e_true = np.abs(out_true[:, 0] - gts)[:, contested].mean()
+    e_rev = np.abs(out_rev[:, 0] - gts)[:, contested].mean()
+    assert e_true < 0.6 * e_rev
