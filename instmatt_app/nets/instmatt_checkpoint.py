@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from instmatt_app.nets.instmatt_model import InstMattNet
+from instmatt_app.nets.state_dict_check import KeyReport, compare_state_dict
 
 __all__ = [
     "CheckpointError",
@@ -100,48 +100,9 @@ def fold_spectral_norm(weight_bar: torch.Tensor, u: torch.Tensor, v: torch.Tenso
     return weight_bar / sigma
 
 
-@dataclass
-class KeyReport:
-    """Differences between a state_dict and what the model expects."""
-
-    missing: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)  # key, file, expected
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
-
-    def describe(self, limit: int = 8) -> str:
-        def listing(items: list[str]) -> str:
-            shown = ", ".join(items[:limit])
-            return shown + (f", … ({len(items) - limit} more)" if len(items) > limit else "")
-
-        parts = []
-        if self.missing:
-            parts.append(f"{len(self.missing)} missing key(s): {listing(self.missing)}")
-        if self.unexpected:
-            parts.append(f"{len(self.unexpected)} unexpected key(s): {listing(self.unexpected)}")
-        if self.mismatched:
-            parts.append(f"{len(self.mismatched)} shape mismatch(es): " + listing(
-                [f"{k} has {list(got)}, expected {list(want)}" for k, got, want in self.mismatched]))
-        return "; ".join(parts) if parts else "all keys and shapes match"
-
-
 def compare_keys(state: Mapping[str, Any], model: nn.Module | None = None) -> KeyReport:
     """Strict key/shape comparison of an (un-prefixed) official state_dict with the model's needs."""
-    expected = expected_official_keys(model)
-    report = KeyReport()
-    for key, shape in expected.items():
-        if key not in state:
-            report.missing.append(key)
-            continue
-        value = state[key]
-        got = tuple(value.shape) if isinstance(value, torch.Tensor) else None
-        if got != shape:
-            report.mismatched.append((key, got if got is not None else (), shape))
-    report.unexpected = [k for k in state if k not in expected]
-    return report
+    return compare_state_dict(state, expected_official_keys(model))
 
 
 def _state_of(obj: Any) -> Mapping[str, Any] | None:

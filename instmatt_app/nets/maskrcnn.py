@@ -24,6 +24,7 @@ import numpy as np
 
 from instmatt_app.core.result import Detection
 from instmatt_app.nets.registry import register
+from instmatt_app.nets.state_dict_check import compare_state_dict
 
 __all__ = [
     "MaskRCNNWeightsError",
@@ -110,12 +111,6 @@ def _shape(value: Any) -> tuple[int, ...] | None:
     return tuple(int(s) for s in shape) if shape is not None else None
 
 
-def _listing(keys: list[str], limit: int = 3) -> str:
-    keys = sorted(keys)
-    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
-
-
 def validate_state_dict(sd: Any) -> str | None:
     """Check that ``sd`` is a torchvision Mask R-CNN R50-FPN (v1 or v2) state dict.
 
@@ -141,18 +136,9 @@ def validate_state_dict(sd: Any) -> str | None:
         return f"the box predictor has {num_classes} class(es); need the person class (label {PERSON_LABEL})"
     ref = _reference_shapes(variant, num_classes)
     sd = _normalise_keys(sd, set(ref))
-    missing = [k for k in ref if k not in sd]
-    unexpected = [k for k in sd if k not in ref]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): {_listing(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): {_listing(unexpected)}")
-        return f"not a maskrcnn_resnet50_fpn{'_v2' if variant == 'v2' else ''} state dict: " + "; ".join(parts)
-    wrong = [f"{k} {_shape(sd[k])} != {ref[k]}" for k in ref if _shape(sd[k]) != ref[k]]
-    if wrong:
-        return f"{len(wrong)} tensor(s) with the wrong shape: {_listing(wrong, 2)}"
+    report = compare_state_dict(sd, ref)
+    if not report.ok:
+        return f"not a maskrcnn_resnet50_fpn{'_v2' if variant == 'v2' else ''} state dict: " + report.describe(3)
     return None
 
 

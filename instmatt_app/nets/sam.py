@@ -31,6 +31,7 @@ import numpy as np
 from instmatt_app.core.result import Detection
 from instmatt_app.nets.interactive import image_fingerprint
 from instmatt_app.nets.registry import register
+from instmatt_app.nets.state_dict_check import compare_state_dict
 
 __all__ = [
     "SamWeightsError",
@@ -198,18 +199,9 @@ def validate_state_dict(sd: Any) -> str | None:
     sd = _unwrap(sd)
     with torch.device("meta"):  # shapes only: no memory, even for vit_h
         ref = {k: tuple(v.shape) for k, v in _make_sam(cfg).state_dict().items()}
-    missing = sorted(k for k in ref if k not in sd)
-    unexpected = sorted(k for k in sd if k not in ref)
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): {', '.join(missing[:3])}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected[:3])}")
-        return f"not a {cfg.variant} SAM state dict: " + "; ".join(parts)
-    wrong = [f"{k} {tuple(sd[k].shape)} != {ref[k]}" for k in ref if tuple(sd[k].shape) != ref[k]]
-    if wrong:
-        return f"{len(wrong)} tensor(s) with the wrong shape: {', '.join(wrong[:2])}"
+    report = compare_state_dict(sd, ref)
+    if not report.ok:
+        return f"not a {cfg.variant} SAM state dict: " + report.describe(3)
     return None
 
 
