@@ -208,7 +208,7 @@ class Engine:
         matter = self.matter
         if self.matting_name == "instmatt":
             return matter.matte(image, masks, refine=refine, order=order, context=ctx)
-        tri = matter.matte(image, masks, context=ctx)
+        tri = self._unrefined(matter, image, masks, ctx)
         if refine != "none" and len(masks) > 0:
             try:
                 refiner = self.refiner
@@ -218,6 +218,29 @@ class Engine:
                     self.warnings.append(msg)
                 return tri
             tri = refiner.refine(image, tri, masks, mode=refine, order=order, context=ctx)
+        return tri
+
+    # photos up to about 8 MP with a few people: keep the unrefined tri-mattes for order changes
+    UNREFINED_CACHE_BYTES = 256 * 2**20
+
+    @classmethod
+    def _unrefined(cls, matter, image: np.ndarray, masks: np.ndarray, ctx: ImageContext) -> np.ndarray:
+        """The default matter's tri-mattes before refinement, cached per set of masks.
+
+        Re-running refinement with a new order or mode (the GUI's refinement panel) then costs only
+        the refiner. A copy is returned: refinement and the consistency step work in place.
+        """
+        import hashlib
+
+        key = "unrefined:" + hashlib.blake2b(np.ascontiguousarray(masks).tobytes(), digest_size=16).hexdigest()
+        cached = ctx.cache.get(key)
+        if cached is not None:
+            return cached.copy()
+        tri = matter.matte(image, masks, context=ctx)
+        if tri.nbytes <= cls.UNREFINED_CACHE_BYTES:
+            for old in [k for k in ctx.cache if k.startswith("unrefined:")]:
+                del ctx.cache[old]  # only the latest guidance is worth keeping
+            ctx.cache[key] = tri.copy()
         return tri
 
     def run(self, image: np.ndarray, masks: np.ndarray | None = None, progress: ProgressFn | None = None,
