@@ -522,7 +522,7 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
         # inpaint the hidden background once, at the last level small enough for a dense solve
         nxt = sizes[li + 1] if li + 1 < len(sizes) else None
         if not inpainted and (nxt is None or nxt[0] * nxt[1] > dense_pixels):
-            L[0] = fill_hidden_background(L[0], A[0], max_side=inpaint_max_side)
+            L[0] = fill_hidden_background(L[0], A[0], threshold=0.3, max_side=inpaint_max_side)
             inpainted = True
         if not full:
             pyr_img[li] = pyr_a[li] = None  # free the level
