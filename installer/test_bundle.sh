@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Check a built bundle the way a user's machine sees it: copy it outside the source tree, run it with a
+# clean environment (no PYTHONPATH, no project venv, HOME in a temp dir, offscreen Qt), time --selftest.
+#   bash installer/test_bundle.sh [dist/instmatt-studio]
+set -euo pipefail
+APP=$(cd "${1:-dist/instmatt-studio}" && pwd)
+TMP=$(mktemp -d /tmp/bundle-test.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+cp -a "$APP" "$TMP/instmatt-studio"
+mkdir -p "$TMP/home"
+cd "$TMP"
+run() { env -i PATH=/usr/bin:/bin HOME="$TMP/home" QT_QPA_PLATFORM=offscreen LANG=C.UTF-8 "$@"; }
+echo "== bundle: $(du -sh "$TMP/instmatt-studio" | cut -f1) in $(find "$TMP/instmatt-studio" -type f | wc -l) files"
+t0=$(date +%s.%N)
+run "$TMP/instmatt-studio/instmatt-studio" --selftest
+t1=$(date +%s.%N)
+echo "== --selftest passed in $(echo "$t1 - $t0" | bc) s (first run, numba compiles into \$HOME/.cache)"
+run "$TMP/instmatt-studio/instmatt-studio" --selftest >/dev/null 2>&1
+t2=$(date +%s.%N)
+echo "== --selftest second run: $(echo "$t2 - $t1" | bc) s"
+run "$TMP/instmatt-studio/instmatt" --version
+run "$TMP/instmatt-studio/instmatt" models verify
+t3=$(date +%s.%N)
+run "$TMP/instmatt-studio/instmatt" --help >/dev/null
+t4=$(date +%s.%N)
+echo "== start-up (instmatt --help): $(echo "$t4 - $t3" | bc) s"
+echo "== bundle OK"
