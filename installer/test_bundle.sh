@@ -14,7 +14,7 @@ echo "== bundle: $(du -sh "$TMP/instmatt-studio" | cut -f1) in $(find "$TMP/inst
 t0=$(date +%s.%N)
 run "$TMP/instmatt-studio/instmatt-studio" --selftest
 t1=$(date +%s.%N)
-echo "== --selftest passed in $(echo "$t1 - $t0" | bc) s (first run, numba compiles into \$HOME/.cache)"
+echo "== --selftest passed in $(echo "$t1 - $t0" | bc) s (first run for this user: numba compiles into ~/.cache/numba)"
 run "$TMP/instmatt-studio/instmatt-studio" --selftest >/dev/null 2>&1
 t2=$(date +%s.%N)
 echo "== --selftest second run: $(echo "$t2 - $t1" | bc) s"
@@ -24,4 +24,13 @@ t3=$(date +%s.%N)
 run "$TMP/instmatt-studio/instmatt" --help >/dev/null
 t4=$(date +%s.%N)
 echo "== start-up (instmatt --help): $(echo "$t4 - $t3" | bc) s"
+echo "== per-user install with desktop integration (into the temp HOME), then uninstall"
+run "$TMP/instmatt-studio/install.sh" --no-check
+for f in .local/bin/instmatt-studio .local/share/applications/org.instmatt.Studio.desktop \
+         .local/share/mime/packages/org.instmatt.Studio.xml .local/share/icons/hicolor/256x256/apps/org.instmatt.Studio.png; do
+  [ -e "$TMP/home/$f" ] || { echo "test_bundle.sh: install.sh did not create ~/$f" >&2; exit 1; }
+done
+run "$TMP/home/.local/bin/instmatt" models verify >/dev/null
+run "$TMP/home/.local/opt/instmatt-studio/install.sh" --uninstall
+[ ! -e "$TMP/home/.local/opt/instmatt-studio" ] || { echo "test_bundle.sh: uninstall left files" >&2; exit 1; }
 echo "== bundle OK"
