@@ -24,6 +24,18 @@ t3=$(date +%s.%N)
 run "$TMP/instmatt-studio/instmatt" --help >/dev/null
 t4=$(date +%s.%N)
 echo "== start-up (instmatt --help): $(echo "$t4 - $t3" | bc) s"
+echo "== desktop app starts (offscreen, 20 s, opening the sample photo) and keeps running"
+run "$TMP/instmatt-studio/instmatt-studio" "$TMP/instmatt-studio/_internal/resources/sample/two_portraits.jpg" \
+  > "$TMP/gui.log" 2>&1 &
+gui=$!
+sleep 20
+if ! kill -0 "$gui" 2>/dev/null; then
+  wait "$gui" || true; cat "$TMP/gui.log"; echo "test_bundle.sh: the desktop app exited during start-up" >&2; exit 1
+fi
+kill "$gui"; wait "$gui" 2>/dev/null || true
+if grep -E "Traceback|Error" "$TMP/gui.log" | grep -v "absl::Init" ; then
+  echo "test_bundle.sh: the desktop app reported errors (above)" >&2; exit 1
+fi
 echo "== per-user install with desktop integration (into the temp HOME), then uninstall"
 run "$TMP/instmatt-studio/install.sh" --no-check
 for f in .local/bin/instmatt-studio .local/share/applications/org.instmatt.Studio.desktop \
