@@ -18,10 +18,10 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-__all__ = ["sample_path", "run_selftest", "main", "wants_selftest", "SelftestError"]
+__all__ = ["SelftestError", "main", "run_selftest", "sample_path", "wants_selftest"]
 
 SAMPLE_REL = Path("resources") / "sample" / "two_portraits.jpg"
 MIN_PEOPLE = 2  # the sample photo shows two people side by side
@@ -110,7 +110,7 @@ def _check_psd(path: Path, width: int, height: int, people: int) -> None:
         raise SelftestError(f"PSD export wrote nothing at {path}")
     try:
         psd = PSDImage.open(path)
-    except Exception as exc:  # noqa: BLE001 - any read failure is a failed self-test
+    except Exception as exc:
         raise SelftestError(f"{path.name}: psd-tools cannot read it back ({exc})") from exc
     if psd.size != (width, height):
         raise SelftestError(f"{path.name}: size {psd.size}, expected {(width, height)}")
