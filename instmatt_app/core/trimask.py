@@ -45,20 +45,28 @@ def trimasks(masks: np.ndarray, mode: TrimaskMode = "union", dtype=np.float32) -
     if mode != "union":
         raise ValueError(f"unknown tri-mask mode {mode!r} (use 'union' or 'sum')")
     # max over the others, from the largest and second-largest value per pixel: O(n) time and
-    # three (H, W) temporaries (a 24 MP photo with many people must not need n extra images)
+    # four (H, W) work arrays, all updated in place (a 24 MP photo with many people must not
+    # need n extra images)
     top = np.zeros((h, w), np.float32)
     second = np.zeros((h, w), np.float32)
     owner = np.full((h, w), -1, np.int32)
+    higher = np.empty((h, w), bool)
     for i in range(n):
-        higher = m[i] > top
-        np.copyto(second, np.where(higher, top, np.maximum(second, m[i])))
-        np.copyto(top, np.where(higher, m[i], top))
+        np.greater(m[i], top, out=higher)
+        np.maximum(second, m[i], out=second)      # not yet right where m[i] is the new maximum ...
+        np.copyto(second, top, where=higher)      # ... there the old maximum becomes the second
+        np.copyto(top, m[i], where=higher)
         owner[higher] = i
+    others = np.empty((h, w), np.float32)
     for i in range(n):
-        others = np.where(owner == i, second, top)
+        np.copyto(others, top)
+        np.equal(owner, i, out=higher)
+        np.copyto(others, second, where=higher)
         out[i, 0] = m[i]
         out[i, 1] = others
-        out[i, 2] = 1.0 - np.maximum(m[i], others)
+        np.maximum(others, m[i], out=others)
+        np.subtract(1.0, others, out=others)
+        out[i, 2] = others
     return out
 
 
