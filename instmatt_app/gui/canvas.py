@@ -21,6 +21,12 @@ __all__ = ["Canvas"]
 _MIN_SCALE, _MAX_SCALE = 0.02, 32.0
 
 
+def dropped_files(event) -> list[str]:
+    """Local file paths carried by a drag-and-drop event (empty when it carries none)."""
+    mime = event.mimeData()
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
+
+
 class Canvas(QWidget):
     """Shows one RGB/RGBA numpy image. ``tool`` is "select" (clicks) or "paint" (strokes)."""
 
@@ -243,11 +249,11 @@ class Canvas(QWidget):
         self.update()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
+        if dropped_files(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        paths = dropped_files(event)
         if paths:
             self.filesDropped.emit(paths)
             event.acceptProposedAction()

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (QButtonGroup, QDockWidget, QFileDialog, QHBoxLayo
 from instmatt_app.gui import render
 from instmatt_app.gui.banner import Banner
 from instmatt_app.gui.brush import GUIDANCE_LABELS, Stroke, edit_guidance, paint_alpha
-from instmatt_app.gui.canvas import Canvas
+from instmatt_app.gui.canvas import Canvas, dropped_files
 from instmatt_app.gui.doc_edits import set_alphas
 from instmatt_app.gui.engine_jobs import rematte
 from instmatt_app.gui.icons import app_icon, icon
@@ -1603,12 +1603,12 @@ class MainWindow(QMainWindow):
                 self.engine = None  # rebuilt on the next job with the new device
                 self._update_device_label()
 
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
-        if event.mimeData().hasUrls():
+    def dragEnterEvent(self, event) -> None:  # noqa: N802  (drops outside the canvas)
+        if dropped_files(event):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        paths = dropped_files(event)
         if paths:
             self.open_path(paths[0])
 

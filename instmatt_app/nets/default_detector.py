@@ -33,14 +33,12 @@ __all__ = ["DefaultDetector", "DetectorConfig"]
 @dataclass
 class DetectorConfig:
     """work_side: long side of the working image; min_area: smallest person kept, as a fraction of
-    the photo; merge_iou: masks overlapping more than this are one person; explained: a region of
-    human alpha counts as explained when this fraction of it is covered by found people."""
+    the photo; merge_iou: masks overlapping more than this are one person."""
 
     work_side: int = 1024
     min_area: float = 0.004
     min_score: float = 0.25
     merge_iou: float = 0.5
-    explained: float = 0.7
     max_people: int = 40
     box_score: float = 0.0  # the fused detector applies its own measured threshold
     pose_only_score: float = 0.25
