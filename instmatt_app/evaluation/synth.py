@@ -6,7 +6,9 @@ person i is its visible share ``alpha'_i = alpha_i prod_{k>i} (1 - alpha_k)`` (E
 
 * Foreground colour F = ``pymatting.estimate_foreground_ml(photo, alpha)`` on the cut-out's alpha
   box (plus a margin), at the largest size a layer can be pasted at (never above the photo's own
-  resolution); cached per cut-out for the life of the :class:`CutoutLibrary`.
+  resolution); cached per cut-out for the life of the :class:`CutoutLibrary`. A precomputed
+  foreground ``fg/<subset>/<name>.(png|jpg)`` beside ``images/`` (RGB, the photo's size; written by
+  ``tools/build_training_pack.py``) is used instead of estimating it.
 * Each pasted alpha is resized (INTER_AREA when shrinking, INTER_LINEAR when enlarging) and
   rounded to 8 bit before it is used, so the saved 8-bit GT agrees with the image.
 * Layout (eye-level scene): persons cut by their photo's bottom edge ("front") stand in front with
@@ -104,6 +106,7 @@ class Cutout:
     size_wh: tuple[int, int]
     box: tuple[int, int, int, int]
     cut: dict[str, bool]
+    fg_path: Path | None = None  # precomputed foreground colour (RGB, the photo's size), if any
 
     @property
     def usable(self) -> bool:
@@ -136,6 +139,11 @@ class CutoutLibrary:
 
     max_paste_height: the largest pasted alpha-box height in px; the foreground is estimated at
     that size (or the photo's, if smaller). Foreground estimates are cached in memory.
+
+    Precomputed foreground: when ``fg/<subset>/<name>.png`` (or ``.jpg``) exists beside
+    ``images/`` — (H, W, 3) 8-bit RGB colour F, the same size as the photo (F =
+    ``estimate_foreground_ml(photo, alpha)`` at that resolution) — :meth:`prepared` crops and
+    resizes it instead of running the (about 1 s per cut-out) estimate.
     """
 
     def __init__(self, root: str | os.PathLike, max_paste_height: int = 1152):
@@ -164,8 +172,10 @@ class CutoutLibrary:
                 self.skipped.append(f"{img.stem}: empty alpha {afiles[0]}")
                 continue
             box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            fg_path = next((p for p in (self.root / "fg" / img.parent.name / f"{img.stem}{ext}"
+                                        for ext in (".png", ".jpg", ".jpeg")) if p.is_file()), None)
             c = Cutout(img.stem, img, afiles[0], (alpha.shape[1], alpha.shape[0]), box,
-                       _cut_sides(alpha))
+                       _cut_sides(alpha), fg_path)
             if not c.usable:
                 self.skipped.append(f"{img.stem}: cut by its photo's " +
                                     " and ".join(k for k, v in c.cut.items() if v) + " border(s)")
@@ -180,6 +190,10 @@ class CutoutLibrary:
         key = f"{c.name}@{self.max_paste_height}"
         if key in self._cache:
             return self._cache[key]
+        if c.fg_path is not None:
+            prep = self._prepared_from_file(c)
+            self._cache[key] = prep
+            return prep
         import cv2
         from pymatting import estimate_foreground_ml
 
@@ -208,6 +222,26 @@ class CutoutLibrary:
         prep = _Prepared(alpha[y0:y1, x0:x1].copy(), np.ascontiguousarray(fg[fy0:fy1, fx0:fx1]), scale)
         self._cache[key] = prep
         return prep
+
+    def _prepared_from_file(self, c: Cutout) -> _Prepared:
+        """Alpha box and the precomputed foreground ``c.fg_path`` cropped to it, reduced
+        (INTER_AREA) to the working scale."""
+        import cv2
+
+        fg = _read_rgb(c.fg_path)
+        alpha = _read_grey(c.alpha_path)
+        if fg.shape[:2] != alpha.shape:
+            raise SynthInputError(f"{c.fg_path}: foreground is {fg.shape[1]}x{fg.shape[0]} but the "
+                                  f"alpha {c.alpha_path} is {alpha.shape[1]}x{alpha.shape[0]}")
+        x0, y0, x1, y1 = c.box
+        scale = min(1.0, self.max_paste_height / (y1 - y0))
+        box = fg[y0:y1, x0:x1]
+        if scale < 1.0:
+            size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+            box = cv2.resize(box, size, interpolation=cv2.INTER_AREA)
+        f32 = box.astype(np.float32)
+        f32 *= np.float32(1.0 / 255.0)
+        return _Prepared(alpha[y0:y1, x0:x1].copy(), f32, scale)
 
 
 class BackgroundLibrary:
