@@ -1,5 +1,9 @@
 """``instmatt train CUTOUTS BACKGROUNDS -o OUT``: train InstMatt on composites made on the fly.
 
+``--model lite`` trains our own InstMatt-Lite network instead (RVM-initialised MobileNetV3,
+:mod:`instmatt_app.nets.lite_train`): weights in ``OUT/lite_weights_fp16.pth``, resumable checkpoint
+``OUT/lite_last.pth``, loss and validation IMQ on held-out composites in ``OUT/log.csv``.
+
 Stage 1 trains the matting branch (encoder, ASPP, decoder), stage 2 the multi-instance refiner
 with the backbone frozen, as the official schedule. Checkpoints (``OUT/latest_model.pth``) are in
 the official format: `instmatt models add instmatt OUT/latest_model.pth` uses them, ``--resume``
@@ -12,10 +16,13 @@ import sys
 
 from instmatt_app.cli.synth_cmd import _range  # the LO,HI parser shared with `instmatt synth`
 
-HELP = "train InstMatt (stage 1: matting branch, stage 2: refiner) on on-the-fly composites"
+HELP = "train InstMatt (official network, stages 1/2) or InstMatt-Lite on on-the-fly composites"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=["instmatt", "lite"], default="instmatt",
+                   help="instmatt: the official 30 M-parameter network (default); lite: our RVM-initialised "
+                        "InstMatt-Lite (the default matter's network)")
     p.add_argument("cutouts", metavar="CUTOUTS", help="single-person cut-outs in HIM2K layout "
                    "(images/<subset>/<name>.jpg + alphas/<subset>/<name>/00.png)")
     p.add_argument("backgrounds", metavar="BACKGROUNDS", help="folder of person-free background photos")
@@ -39,9 +46,56 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "optimizer and schedule included)")
     p.add_argument("--overfit-one", action="store_true",
                    help="repeat a single sample (a quick check that the losses fall)")
+    lite = p.add_argument_group("InstMatt-Lite (--model lite)")
+    lite.add_argument("--val-cutouts", metavar="DIR", help="held-out cut-outs for validation IMQ")
+    lite.add_argument("--val-backgrounds", metavar="DIR", help="held-out backgrounds for validation IMQ")
+    lite.add_argument("--val-images", type=int, default=16, help="validation composites (default 16)")
+    lite.add_argument("--val-every", type=int, default=1000, help="validate every N steps (default 1000)")
+    lite.add_argument("--minutes", type=float, default=None, help="stop after this wall-clock time")
+    lite.add_argument("--workers", type=int, default=0, help="data-loader processes (default 0: in process)")
+    lite.add_argument("--rvm", default=None, metavar="ONNX",
+                      help="RVM ONNX to start from (default: the installed models/rvm_mobilenetv3_fp32.onnx)")
+
+
+def _run_lite(args: argparse.Namespace) -> int:
+    from instmatt_app.evaluation import synth
+    from instmatt_app.nets.lite_matter import LiteWeightsError
+    from instmatt_app.nets.lite_train import LiteTrainConfig, LiteTrainer
+    from instmatt_app.nets.rvm_torch import RVMWeightError
+
+    crop = args.crop or 512
+    if crop % 32 or crop < 64:
+        print(f"instmatt train: error: --crop must be a multiple of 32 and >= 64, got {crop}", file=sys.stderr)
+        return 2
+    rvm = args.rvm
+    if rvm is None and not (args.init or args.resume):
+        from instmatt_app.model_manager import model_path
+
+        rvm = str(model_path("rvm-mobilenetv3"))
+    cfg = LiteTrainConfig(out_dir=args.out, cutouts=args.cutouts, backgrounds=args.backgrounds,
+                          val_cutouts=args.val_cutouts, val_backgrounds=args.val_backgrounds,
+                          rvm_onnx=rvm or "", init=args.init, resume=args.resume,
+                          iterations=args.iterations or 20_000, minutes=args.minutes, batch=args.batch,
+                          crop=crop, lr=args.lr, warmup=args.warmup if args.warmup is not None else 200,
+                          long_side=args.long_side, workers=args.workers, device=args.device, seed=args.seed,
+                          log_every=args.log_every, val_every=args.val_every, val_images=args.val_images,
+                          save_every=args.save_every)
+    try:
+        history = LiteTrainer(cfg).fit()
+    except (synth.SynthInputError, LiteWeightsError, RVMWeightError, ValueError) as exc:
+        print(f"instmatt train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("instmatt train: interrupted; the last saved checkpoint is in " + args.out, file=sys.stderr)
+        return 130
+    if history:
+        print(f"loss: first {history[0]:.4f}, last {history[-1]:.4f} over {len(history)} steps")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model == "lite":
+        return _run_lite(args)
     from instmatt_app.evaluation import synth
     from instmatt_app.nets.instmatt_checkpoint import CheckpointError
     from instmatt_app.nets.instmatt_train import TrainConfig, Trainer, TrainingData

@@ -1,0 +1,95 @@
+"""Per-person tri-mattes from InstMatt-Lite (:mod:`instmatt_app.nets.lite_model`) and coarse masks.
+
+For every person i (mutual guidance, paper Eq. 5–6, union form): M_t = mask_i, M_r = the union of the
+other masks, M_b = 1 − the union of all masks. The network sees a crop around the person (its mask
+box grown by ``context`` on each side, so the neighbours that touch it are in view) at up to
+``fine_side`` px, internally at up to ``base_side`` px (RVM's guided filter brings it back to the
+fine size). α_t of the crop is pasted into the person's full-size alpha (bilinear where the crop was
+resized); outside the crop the person has no alpha.
+
+Arrays: image (H, W, 3) uint8 RGB; masks (k, H, W) bool or float in [0, 1] (≥ 0.5 = inside);
+returns (k, H, W) float32 alphas in [0, 1] (before the multi-instance consistency step).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from instmatt_app.nets.lite_model import ARCHITECTURE, LiteMatteNet
+
+__all__ = ["LiteWeightsError", "load_lite", "person_crop", "matte_people"]
+
+
+class LiteWeightsError(ValueError):
+    """The file is not an InstMatt-Lite checkpoint (message names the file and the reason)."""
+
+
+def load_lite(path: str | Path, device: str = "cpu") -> LiteMatteNet:
+    """Load weights written by :mod:`instmatt_app.nets.lite_train` (``weights_only``; any float dtype)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LiteWeightsError(f"{path}: InstMatt-Lite weights not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling refused or corrupt file
+        raise LiteWeightsError(f"{path}: not a loadable weights file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict) or "state_dict" not in obj:
+        raise LiteWeightsError(f"{path}: no 'state_dict' (not an InstMatt-Lite checkpoint)")
+    if obj.get("architecture") != ARCHITECTURE:
+        raise LiteWeightsError(f"{path}: architecture {obj.get('architecture')!r}, expected {ARCHITECTURE!r}")
+    net = LiteMatteNet()
+    sd = {k: v.float() for k, v in obj["state_dict"].items()}
+    missing, unexpected = net.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise LiteWeightsError(f"{path}: keys missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return net.to(device).eval()
+
+
+def person_crop(mask: np.ndarray, shape: tuple[int, int], context: float = 0.25) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the person's mask box grown by ``context`` × its size on each side,
+    clipped to the image; the whole image when the mask is empty."""
+    h, w = shape
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return 0, 0, w, h
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+    gx, gy = int(round((x1 - x0) * context)) + 8, int(round((y1 - y0) * context)) + 8
+    return max(0, x0 - gx), max(0, y0 - gy), min(w, x1 + gx), min(h, y1 + gy)
+
+
+@torch.no_grad()
+def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_side: int = 1024,
+                 base_side: int = 512, context: float = 0.25, device: str | None = None) -> np.ndarray:
+    """Alphas of every person (see the module docstring)."""
+    h, w = image.shape[:2]
+    k = len(masks)
+    binary = np.asarray(masks) >= 0.5 if np.asarray(masks).dtype != bool else np.asarray(masks)
+    out = np.zeros((k, h, w), np.float32)
+    if k == 0:
+        return out
+    dev = device or next(net.parameters()).device
+    union = binary.any(0)
+    count = binary.sum(0, dtype=np.int32)
+    for i in range(k):
+        x0, y0, x1, y1 = person_crop(binary[i], (h, w), context)
+        cw, ch = x1 - x0, y1 - y0
+        own = binary[i, y0:y1, x0:x1]
+        others = (count[y0:y1, x0:x1] - own) > 0
+        tri = np.stack([own, others, ~union[y0:y1, x0:x1]]).astype(np.float32)
+        img = image[y0:y1, x0:x1]
+        f = min(1.0, fine_side / max(cw, ch))
+        fw, fh = max(32, int(round(cw * f))), max(32, int(round(ch * f)))
+        if (fw, fh) != (cw, ch):
+            img = cv2.resize(img, (fw, fh), interpolation=cv2.INTER_AREA)
+            tri = np.stack([cv2.resize(t, (fw, fh), interpolation=cv2.INTER_LINEAR) for t in tri])
+        ratio = min(1.0, base_side / max(fw, fh))
+        x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))[None]).to(dev).float() / 255.0
+        t = torch.from_numpy(tri[None]).to(dev)
+        alpha = net(x, t, downsample_ratio=ratio).fused[0, 0].float().cpu().numpy()
+        if (fw, fh) != (cw, ch):
+            alpha = cv2.resize(alpha, (cw, ch), interpolation=cv2.INTER_LINEAR)
+        out[i, y0:y1, x0:x1] = np.clip(alpha, 0.0, 1.0)
+    return out

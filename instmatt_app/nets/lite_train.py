@@ -1,0 +1,384 @@
+"""Training InstMatt-Lite (:mod:`instmatt_app.nets.lite_model`) on composites made on the fly.
+
+* **Start**: RVM's weights (:func:`instmatt_app.nets.lite_model.lite_from_rvm`), or a checkpoint.
+* **Data** (:class:`LiteSamples`): HIM2K-style composites (Eq. 13, :class:`SyntheticGenerator`) of
+  2–5 people with up to 60 % occlusion; the whole composite is rescaled by U(0.7, 1.3), flipped
+  with p = 0.5, and given one photometric change shared by image, background and foreground
+  colours (per-channel gain and offset, saturation), so Eq. 13 still holds. Per composite up to
+  ``targets_per_composite`` samples, each an S×S crop centred on the boundary of its target: the
+  target is one person (p = 0.85) or a random subset of the people, possibly empty (InstMatt's
+  stage 1). Guidance: the official perturbations of :func:`instmatt_app.nets.instmatt_train.
+  tri_composition` (binarise at U(0.01, 1), erode/dilate, drop a reference mask with p = 0.25,
+  perturb every tri-mask channel again) and external CutMask with p = ``cutmask_p``.
+* **Losses** on [α_t, α_r, α_b] of each head (OS8, OS4, OS1 at the working size; the guided-filter
+  output at full size when the step runs at ``downsample_ratio`` 0.5, which it does with p = 0.5 so
+  the filter learns tri-mattes): weighted L1, pyramid Laplacian and composition (L_mc, Eq. 10),
+  weight 1 + 4 × (GT unknown band); plus L_mα (Eq. 11). Head weights 1, 1, 2 (+2 guided).
+* **Optimiser**: AdamW; the new heads learn 5× faster than the pretrained body; linear warm-up,
+  cosine decay. bf16 autocast on CUDA.
+* **Stops** after ``iterations`` or ``minutes`` (wall clock), whichever comes first; checkpoints
+  (``OUT/lite_last.pth``: weights, optimizer, step, config) are written atomically and resumable;
+  validation IMQ (:func:`validate`) on held-out composites is appended to ``OUT/log.csv`` with the
+  training loss at every ``val_every`` steps and at the end.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from instmatt_app.nets.instmatt_train import _external_cutmask, _weighted_l1, laplacian_loss, tri_composition
+from instmatt_app.nets.lite_model import ARCHITECTURE, LiteMatteNet, lite_from_rvm
+
+__all__ = ["LiteTrainConfig", "LiteSamples", "lite_losses", "validate", "LiteTrainer", "save_weights"]
+
+
+@dataclass
+class LiteTrainConfig:
+    out_dir: str
+    cutouts: str = ""
+    backgrounds: str = ""
+    val_cutouts: str | None = None
+    val_backgrounds: str | None = None
+    rvm_onnx: str = "models/rvm_mobilenetv3_fp32.onnx"
+    init: str | None = None           # an InstMatt-Lite weights file to start from (else RVM)
+    resume: str | None = None         # a checkpoint of this trainer (optimizer and step included)
+    iterations: int = 20_000
+    minutes: float | None = None
+    batch: int = 8
+    crop: int = 512
+    lr: float = 1e-4
+    head_lr_factor: float = 5.0
+    weight_decay: float = 1e-4
+    warmup: int = 200
+    long_side: tuple[int, int] = (640, 960)
+    targets_per_composite: int = 3
+    cutmask_p: float = 0.25
+    workers: int = 0
+    device: str = "cpu"
+    seed: int = 0
+    log_every: int = 50
+    val_every: int = 1000
+    val_images: int = 16
+    save_every: int = 500
+    extra: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------ data
+
+def _photometric(rng: np.random.Generator):
+    gain = rng.uniform(0.8, 1.2, 3).astype(np.float32) * np.float32(rng.uniform(0.85, 1.15))
+    offset = rng.uniform(-0.05, 0.05, 3).astype(np.float32)
+    sat = np.float32(rng.uniform(0.7, 1.3))
+
+    def apply(rgb: np.ndarray) -> np.ndarray:
+        grey = rgb.mean(-1, keepdims=True)
+        out = grey + sat * (rgb - grey)
+        return np.clip(out * gain + offset, 0.0, 1.0).astype(np.float32)
+    return apply
+
+
+class LiteSamples:
+    """Training samples (see the module docstring). ``samples()`` yields dicts of float32 arrays:
+    image (3, S, S) in [0, 1], background (3, S, S), gt (3, S, S) [α_t, α_r, α_b], trimask (3, S, S),
+    fg_t / fg_r (3, S, S) colours of the target / reference people, unknown (1, S, S) {0, 1}."""
+
+    def __init__(self, generator, crop: int = 512, targets_per_composite: int = 3, cutmask_p: float = 0.25,
+                 seed: int = 0):
+        self.generator = generator
+        self.crop = crop
+        self.targets = targets_per_composite
+        self.cutmask_p = cutmask_p
+        self.rng = np.random.default_rng(seed)
+
+    def _crop_box(self, alpha: np.ndarray, shape: tuple[int, int]) -> tuple[int, int]:
+        s, (h, w), rng = self.crop, shape, self.rng
+        edge = (alpha > 0.02) & (alpha < 0.98)
+        ys, xs = np.nonzero(edge if edge.any() and rng.random() < 0.7 else alpha > 0.5)
+        if ys.size:
+            j = int(rng.integers(ys.size))
+            cy, cx = int(ys[j]), int(xs[j])
+        else:
+            cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        return int(np.clip(cy - s // 2, 0, h - s)), int(np.clip(cx - s // 2, 0, w - s))
+
+    def composite_samples(self) -> list[dict[str, np.ndarray]]:
+        rng, s = self.rng, self.crop
+        comp = self.generator.sample(rng)
+        alphas = comp.alphas.astype(np.float32)
+        k, h, w = alphas.shape
+        f = rng.uniform(0.7, 1.3)
+        f = max(f, s / min(h, w))
+        size = (max(s, int(round(w * f))), max(s, int(round(h * f))))
+        jitter = _photometric(rng)
+        image = jitter(cv2.resize(comp.image, size, interpolation=cv2.INTER_LINEAR))
+        background = jitter(cv2.resize(comp.background, size, interpolation=cv2.INTER_LINEAR))
+        fgs = np.stack([jitter(cv2.resize(fg, size, interpolation=cv2.INTER_LINEAR)) for fg in comp.foregrounds])
+        alphas = np.stack([cv2.resize(a, size, interpolation=cv2.INTER_LINEAR) for a in alphas]).clip(0, 1)
+        if rng.random() < 0.5:
+            image, background, fgs, alphas = image[:, ::-1], background[:, ::-1], fgs[:, :, ::-1], alphas[:, :, ::-1]
+        H, W = alphas.shape[1:]
+        out = []
+        order = rng.permutation(k).tolist()
+        for n in range(min(self.targets, k)):
+            if rng.random() < 0.85:
+                target = [order[n]]
+            else:
+                target = sorted(rng.choice(k, size=int(rng.integers(0, k + 1)), replace=False).tolist())
+            focus = alphas[target].sum(0) if target else alphas.sum(0)
+            y0, x0 = self._crop_box(focus, (H, W))
+            sl = (slice(y0, y0 + s), slice(x0, x0 + s))
+            a = np.ascontiguousarray(alphas[:, sl[0], sl[1]])
+            fg = np.ascontiguousarray(fgs[:, sl[0], sl[1]])
+            tc = tri_composition(a, fg, target, rng)
+            if rng.random() < self.cutmask_p:
+                tc["trimask"] = _external_cutmask(tc["trimask"], rng)
+            gt_t = tc["gt"][0]
+            unknown = ((gt_t > 0.01) & (gt_t < 0.99)).astype(np.uint8)
+            unknown = cv2.dilate(unknown, np.ones((9, 9), np.uint8))[None].astype(np.float32)
+            chw = lambda x: np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)  # noqa: E731
+            out.append({"image": chw(image[sl]), "background": chw(background[sl]), "gt": tc["gt"],
+                        "trimask": tc["trimask"].astype(np.float32), "fg_t": chw(tc["fg_t"]),
+                        "fg_r": chw(tc["fg_r"]), "unknown": unknown})
+        return out
+
+    def samples(self) -> Iterator[dict[str, np.ndarray]]:
+        while True:
+            yield from self.composite_samples()
+
+
+def _make_generator(cutouts: str, backgrounds: str, long_side: tuple[int, int], max_people: int = 5):
+    from instmatt_app.evaluation.synth import BackgroundLibrary, CutoutLibrary, SynthSettings, SyntheticGenerator
+
+    lib = CutoutLibrary(cutouts)
+    return SyntheticGenerator(lib, BackgroundLibrary(backgrounds),
+                              SynthSettings(long_side=long_side, max_people=min(max_people, len(lib.cutouts))))
+
+
+class _Stream(torch.utils.data.IterableDataset):
+    def __init__(self, cfg: LiteTrainConfig):
+        self.cfg = cfg
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info else 0
+        cv2.setNumThreads(1)
+        gen = _make_generator(self.cfg.cutouts, self.cfg.backgrounds, self.cfg.long_side)
+        data = LiteSamples(gen, self.cfg.crop, self.cfg.targets_per_composite, self.cfg.cutmask_p,
+                           seed=self.cfg.seed * 1000 + wid + 7919 * int(time.time() % 1e6))
+        buf: list[dict] = []
+        for sample in data.samples():           # shuffle a little: one composite's crops apart
+            buf.append(sample)
+            if len(buf) >= 24:
+                yield buf.pop(int(data.rng.integers(len(buf))))
+
+
+# ------------------------------------------------------------------------------------------ losses
+
+def lite_losses(pred: torch.Tensor, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Losses of one tri-matte prediction (N, 3, h, w); GT etc. are resized to h×w if needed."""
+    size = pred.shape[2:]
+
+    def fit(x: torch.Tensor) -> torch.Tensor:
+        return x if x.shape[2:] == size else F.interpolate(x, size, mode="bilinear", align_corners=False)
+    gt, weight = fit(b["gt"]), 1.0 + 4.0 * fit(b["unknown"])
+    comp = pred[:, 0:1] * fit(b["fg_t"]) + pred[:, 1:2] * fit(b["fg_r"]) + pred[:, 2:3] * fit(b["background"])
+    return {"alpha": _weighted_l1(pred, gt, weight), "lap": laplacian_loss(pred, gt, weight),
+            "comp": _weighted_l1(comp, fit(b["image"]), weight),
+            "sum": (pred.sum(1, keepdim=True) - 1).abs().mean()}
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+class ValidationSet:
+    """Held-out composites drawn once with fixed seeds: (image u8, GT alphas (k, H, W) float32)."""
+
+    def __init__(self, cutouts: str, backgrounds: str, n: int, long_side: tuple[int, int] = (1024, 1280),
+                 seed: int = 12345):
+        gen = _make_generator(cutouts, backgrounds, long_side, max_people=4)
+        self.items = []
+        for i in range(n):
+            s = gen.sample(np.random.default_rng(seed + i))
+            self.items.append((s.image_u8, s.alphas.astype(np.float32)))
+
+
+def validate(net: LiteMatteNet, val: ValidationSet, device: str = "cpu") -> dict[str, float]:
+    """IMQ (mad, mse; IoU 0.5) of the network's mattes with guidance from the GT (alpha ≥ 0.5),
+    after the multi-instance consistency step (Σα ≤ 1)."""
+    from instmatt_app.evaluation.imq import pool, score_image
+    from instmatt_app.nets.lite_matter import matte_people
+
+    was = net.training
+    net.eval()
+    scores = []
+    for idx, (image, gts) in enumerate(val.items):
+        alphas = normalise_sum(matte_people(net, image, gts >= 0.5, device=device))
+        scores.append(score_image(list(alphas), list(gts), name=str(idx)))
+    net.train(was)
+    row = pool(scores, (0.5,))["0.5"]
+    return {"IMQ_mad": 100 * row["IMQ_mad"], "IMQ_mse": 100 * row["IMQ_mse"], "RQ": row["RQ"]}
+
+
+def normalise_sum(alphas: np.ndarray) -> np.ndarray:
+    """(k, H, W) alphas scaled down where their sum exceeds 1 (Σα ≤ 1)."""
+    s = alphas.sum(0)
+    over = s > 1.0
+    if over.any():
+        alphas = alphas.copy()
+        alphas[:, over] /= s[over]
+    return alphas
+
+
+# ------------------------------------------------------------------------------------------ trainer
+
+def save_weights(net: LiteMatteNet, path: str | os.PathLike, dtype: torch.dtype = torch.float16,
+                 meta: dict | None = None) -> None:
+    """Weights only (what ships in models/): {architecture, state_dict (dtype), meta}; atomic."""
+    from instmatt_app.io.atomic import atomic_save
+
+    payload = {"architecture": ARCHITECTURE,
+               "state_dict": {k: v.detach().to("cpu", dtype) for k, v in net.state_dict().items()},
+               "meta": meta or {}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(path, lambda fh: torch.save(payload, fh))
+
+
+class LiteTrainer:
+    def __init__(self, cfg: LiteTrainConfig, log: Callable[[str], None] = print):
+        from instmatt_app.nets.lite_matter import load_lite
+        from instmatt_app.nets.rvm_torch import rvm_from_onnx
+
+        self.cfg, self.log = cfg, log
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        start = cfg.resume or cfg.init
+        self.net = (load_lite(start) if start else lite_from_rvm(rvm_from_onnx(cfg.rvm_onnx))).to(cfg.device)
+        self.net.train()
+        heads = [p for n, p in self.net.named_parameters() if n.startswith("head_")]
+        body = [p for n, p in self.net.named_parameters() if not n.startswith("head_")]
+        self.opt = torch.optim.AdamW([{"params": body, "lr": cfg.lr},
+                                      {"params": heads, "lr": cfg.lr * cfg.head_lr_factor}],
+                                     weight_decay=cfg.weight_decay)
+        self.base_lrs = [cfg.lr, cfg.lr * cfg.head_lr_factor]
+        self.step = 0
+        self.history: list[float] = []
+        if cfg.resume:
+            obj = torch.load(cfg.resume, map_location="cpu", weights_only=True)
+            if "optimizer" in obj:
+                self.opt.load_state_dict(obj["optimizer"])
+            self.step = int(obj.get("meta", {}).get("step", 0))
+            log(f"resumed {cfg.resume} at step {self.step}")
+        self.val = None
+        if cfg.val_cutouts and cfg.val_backgrounds and cfg.val_images > 0:
+            self.val = ValidationSet(cfg.val_cutouts, cfg.val_backgrounds, cfg.val_images)
+        self.amp = cfg.device.startswith("cuda")
+
+    def _lr(self) -> float:
+        c = self.cfg
+        if self.step < c.warmup:
+            return (self.step + 1) / c.warmup
+        t = min(1.0, (self.step - c.warmup) / max(1, c.iterations - c.warmup))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+
+    def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        ratio = 0.5 if self.rng.random() < 0.5 else 1.0
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            out = self.net(b["image"], b["trimask"], downsample_ratio=ratio)
+        heads = [(out.alpha_os8, 1.0), (out.alpha_os4, 1.0), (out.alpha_os1, 2.0)]
+        if ratio != 1.0:
+            heads.append((out.fused, 2.0))
+        parts: dict[str, torch.Tensor] = {}
+        for pred, wgt in heads:
+            for key, val in lite_losses(pred.float(), b).items():
+                parts[key] = parts.get(key, 0.0) + wgt * val
+        norm = sum(w for _, w in heads)
+        total = sum(parts.values()) / norm
+        return total, {k: float(v) / norm for k, v in parts.items()}
+
+    def save(self, path: Path, with_optimizer: bool = True) -> None:
+        from instmatt_app.io.atomic import atomic_save
+
+        payload = {"architecture": ARCHITECTURE,
+                   "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+                   "meta": {"step": self.step, "config": {k: v for k, v in asdict(self.cfg).items()
+                                                           if not isinstance(v, dict)}}}
+        if with_optimizer:
+            payload["optimizer"] = self.opt.state_dict()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save(path, lambda fh: torch.save(payload, fh))
+
+    def _log_row(self, row: dict) -> None:
+        path = Path(self.cfg.out_dir) / "log.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["step", "seconds", "loss", "IMQ_mad", "IMQ_mse", "RQ"])
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def _evaluate(self, t0: float, loss: float) -> None:
+        row = {"step": self.step, "seconds": round(time.perf_counter() - t0, 1), "loss": round(loss, 5),
+               "IMQ_mad": "", "IMQ_mse": "", "RQ": ""}
+        if self.val is not None:
+            v = validate(self.net, self.val, self.cfg.device)
+            row.update({k: round(val, 3) for k, val in v.items()})
+            self.log(f"step {self.step}: validation IMQ_mad {v['IMQ_mad']:.2f} IMQ_mse {v['IMQ_mse']:.2f} "
+                     f"RQ {v['RQ']:.3f}")
+        self._log_row(row)
+
+    def batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        cfg = self.cfg
+        stream = _Stream(cfg)
+        loader = torch.utils.data.DataLoader(stream, batch_size=cfg.batch, num_workers=cfg.workers,
+                                             pin_memory=cfg.device.startswith("cuda"),
+                                             persistent_workers=cfg.workers > 0,
+                                             prefetch_factor=4 if cfg.workers > 0 else None)
+        for b in loader:
+            yield {k: v.to(cfg.device, non_blocking=True) for k, v in b.items()}
+
+    def fit(self) -> list[float]:
+        cfg = self.cfg
+        out = Path(cfg.out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        deadline = t0 + cfg.minutes * 60 if cfg.minutes else float("inf")
+        if self.step == 0:
+            self._evaluate(t0, float("nan"))
+        loss_ema = float("nan")
+        for b in self.batches():
+            if self.step >= cfg.iterations or time.perf_counter() > deadline:
+                break
+            scale = self._lr()
+            for g, base in zip(self.opt.param_groups, self.base_lrs):
+                g["lr"] = base * scale
+            total, parts = self.loss(b)
+            self.opt.zero_grad(set_to_none=True)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+            self.opt.step()
+            self.step += 1
+            value = float(total.detach())
+            self.history.append(value)
+            loss_ema = value if math.isnan(loss_ema) else 0.98 * loss_ema + 0.02 * value
+            if cfg.log_every and self.step % cfg.log_every == 0:
+                self.log(f"step {self.step} ({time.perf_counter() - t0:.0f} s): loss {value:.4f} (ema "
+                         f"{loss_ema:.4f}; " + ", ".join(f"{k} {v:.4f}" for k, v in parts.items()) + ")")
+            if cfg.save_every and self.step % cfg.save_every == 0:
+                self.save(out / "lite_last.pth")
+            if cfg.val_every and self.step % cfg.val_every == 0:
+                self._evaluate(t0, loss_ema)
+        self.save(out / "lite_last.pth")
+        save_weights(self.net, out / "lite_weights_fp16.pth", meta={"step": self.step})
+        if not (cfg.val_every and self.step % cfg.val_every == 0):
+            self._evaluate(t0, loss_ema)
+        self.log(f"done: {self.step} steps in {time.perf_counter() - t0:.0f} s; weights {out / 'lite_weights_fp16.pth'}")
+        return self.history
