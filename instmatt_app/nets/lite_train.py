@@ -282,11 +282,16 @@ class LiteTrainer:
             self.val = ValidationSet(cfg.val_cutouts, cfg.val_backgrounds, cfg.val_images)
         self.amp = cfg.device.startswith("cuda")
 
-    def _lr(self) -> float:
+    def _lr(self, elapsed: float = 0.0) -> float:
+        """Learning-rate factor: linear warm-up, then cosine to 5 % over the steps or, with a time
+        limit, over the time (whichever is further along)."""
         c = self.cfg
         if self.step < c.warmup:
             return (self.step + 1) / c.warmup
-        t = min(1.0, (self.step - c.warmup) / max(1, c.iterations - c.warmup))
+        t = (self.step - c.warmup) / max(1, c.iterations - c.warmup)
+        if c.minutes:
+            t = max(t, elapsed / (c.minutes * 60))
+        t = min(1.0, t)
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
 
     def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -302,7 +307,7 @@ class LiteTrainer:
                 parts[key] = parts.get(key, 0.0) + wgt * val
         norm = sum(w for _, w in heads)
         total = sum(parts.values()) / norm
-        return total, {k: float(v) / norm for k, v in parts.items()}
+        return total, {k: float(v.detach()) / norm for k, v in parts.items()}
 
     def save(self, path: Path, with_optimizer: bool = True) -> None:
         from instmatt_app.io.atomic import atomic_save
@@ -357,7 +362,7 @@ class LiteTrainer:
         for b in self.batches():
             if self.step >= cfg.iterations or time.perf_counter() > deadline:
                 break
-            scale = self._lr()
+            scale = self._lr(time.perf_counter() - t0)
             for g, base in zip(self.opt.param_groups, self.base_lrs):
                 g["lr"] = base * scale
             total, parts = self.loss(b)

@@ -1,0 +1,87 @@
+"""InstMatt-Lite: built from RVM's weights, guidance starts neutral, weights files load safely."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from instmatt_app.model_manager import model_path
+from instmatt_app.nets.lite_matter import LiteWeightsError, load_lite, matte_people, person_crop
+from instmatt_app.nets.lite_model import LiteMatteNet, lite_from_rvm
+from instmatt_app.nets.lite_train import save_weights
+from instmatt_app.nets.rvm_torch import rvm_from_onnx
+
+
+class _Payload:
+    """Unpickling this would call print: a stand-in for a malicious payload."""
+
+    def __reduce__(self):
+        return (print, ("payload executed",))
+
+
+@pytest.fixture(scope="module")
+def rvm():
+    return rvm_from_onnx(model_path("rvm-mobilenetv3"))
+
+
+@pytest.fixture(scope="module")
+def image() -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 96, 128, generator=g)
+    return torch.nn.functional.avg_pool2d(x, 5, 1, 2)   # some spatial structure
+
+
+def test_from_rvm_reproduces_rvm_alpha_as_target(rvm, image):
+    net = lite_from_rvm(rvm).eval()
+    with torch.no_grad():
+        xn = (image - rvm.mean) / rvm.std
+        f1, f2, f3, f4 = rvm.encoder(xn)
+        hid, _, _ = rvm.decoder(image, f1, f2, f3, rvm.aspp(f4))
+        rvm_alpha = rvm.project(hid)[:, 3:4].clamp(0, 1)
+        # any guidance: its weights start at zero, so the output is RVM's alpha as α_t
+        out = net(image, torch.rand(1, 3, 96, 128), fuse=False)
+    assert torch.allclose(out.fused[:, 0:1], rvm_alpha, atol=1e-5)
+    assert torch.allclose(out.fused[:, 1], torch.zeros_like(out.fused[:, 1]))
+    assert torch.allclose(out.fused.sum(1), torch.ones_like(out.fused[:, 0]), atol=1e-5)
+
+
+def test_guidance_changes_output_after_a_weight_change(rvm, image):
+    net = lite_from_rvm(rvm).eval()
+    with torch.no_grad():
+        net.encoder.stem[0].weight[:, 3:] = 0.5
+        a = net(image, torch.zeros(1, 3, 96, 128), fuse=False).fused
+        b = net(image, torch.ones(1, 3, 96, 128), fuse=False).fused
+    assert (a - b).abs().max() > 1e-3
+
+
+def test_weights_roundtrip_and_refusals(tmp_path, rvm):
+    net = lite_from_rvm(rvm)
+    path = tmp_path / "w.pth"
+    save_weights(net, path)
+    loaded = load_lite(path)
+    for k, v in net.state_dict().items():
+        assert torch.allclose(loaded.state_dict()[k], v.half().float())
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"architecture": "other", "state_dict": {}}, wrong)
+    with pytest.raises(LiteWeightsError, match="architecture"):
+        load_lite(wrong)
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps(_Payload()))
+    with pytest.raises(LiteWeightsError, match="not a loadable"):
+        load_lite(evil)
+
+
+def test_person_crop_and_matte_people_shapes():
+    masks = np.zeros((2, 120, 160), bool)
+    masks[0, 20:100, 10:60] = True
+    masks[1, 30:110, 70:150] = True
+    x0, y0, x1, y1 = person_crop(masks[0], (120, 160))
+    assert x0 == 0 and y0 == 0 and x1 > 60 and y1 == 120
+    net = LiteMatteNet().eval()
+    image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    out = matte_people(net, image, masks)
+    assert out.shape == (2, 120, 160) and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1
+    assert matte_people(net, image, np.zeros((0, 120, 160), bool)).shape == (0, 120, 160)
