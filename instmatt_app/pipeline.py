@@ -22,9 +22,9 @@ from typing import Callable
 
 import numpy as np
 
-from instmatt_app.core.consistency import enforce_consistency
-from instmatt_app.core.result import Detection, Instance, MattingResult
-from instmatt_app.core.trimask import TrimaskMode, trimasks
+from instmatt_app.core.consistency import consistent_alphas, enforce_consistency
+from instmatt_app.core.result import Detection, Instance, MattingResult, PeopleAlphas
+from instmatt_app.core.trimask import TrimaskMode
 from instmatt_app.nets import registry
 from instmatt_app.nets.image_context import ImageContext
 
@@ -205,10 +205,14 @@ class Engine:
 
     def _matte(self, image: np.ndarray, masks: np.ndarray, ctx: ImageContext, refine: str,
                order: list[int]) -> np.ndarray:
+        """The matting stage: (k, H, W) float32 alphas, or (k, 3, H, W) float32 tri-mattes from the
+        InstMatt network (which refines inside its matter)."""
         matter = self.matter
         if self.matting_name == "instmatt":
             return matter.matte(image, masks, refine=refine, order=order, context=ctx)
-        tri = self._unrefined(matter, image, masks, ctx)
+        t0 = time.perf_counter()
+        alphas = self._unrefined(matter, image, masks, ctx)
+        ctx.timings["matter"] = ctx.timings.get("matter", 0.0) + time.perf_counter() - t0
         if refine != "none" and len(masks) > 0:
             try:
                 refiner = self.refiner
@@ -216,32 +220,63 @@ class Engine:
                 msg = "this build has no refiner for the embedded default; refinement skipped"
                 if msg not in self.warnings:
                     self.warnings.append(msg)
-                return tri
-            tri = refiner.refine(image, tri, masks, mode=refine, order=order, context=ctx)
-        return tri
+                return alphas
+            t0 = time.perf_counter()
+            alphas = refiner.refine_alphas(image, alphas, masks, mode=refine, order=order, context=ctx)
+            ctx.timings["refine"] = ctx.timings.get("refine", 0.0) + time.perf_counter() - t0
+        return alphas
 
-    # photos up to about 8 MP with a few people: keep the unrefined tri-mattes for order changes
+    # photos up to about 16 MP with 4 people: keep the unrefined alphas for order changes
     UNREFINED_CACHE_BYTES = 256 * 2**20
 
     @classmethod
     def _unrefined(cls, matter, image: np.ndarray, masks: np.ndarray, ctx: ImageContext) -> np.ndarray:
-        """The default matter's tri-mattes before refinement, cached per set of masks.
+        """The matter's alphas before refinement ((k, H, W) float32), cached per set of masks.
 
         Re-running refinement with a new order or mode (the GUI's refinement panel) then costs only
-        the refiner. A copy is returned: refinement and the consistency step work in place.
+        the refiner. A copy is returned: refinement and the consistency step work in place. A
+        matter with an ``alphas`` method gives them directly; from one with only ``matte``
+        ((k, 3, H, W) tri-mattes) the α_t channel is taken.
         """
         import hashlib
 
-        key = "unrefined:" + hashlib.blake2b(np.ascontiguousarray(masks).tobytes(), digest_size=16).hexdigest()
-        cached = ctx.cache.get(key)
-        if cached is not None:
-            return cached.copy()
-        tri = matter.matte(image, masks, context=ctx)
-        if tri.nbytes <= cls.UNREFINED_CACHE_BYTES:
+        cacheable = masks.shape[0] * masks.shape[1] * masks.shape[2] * 4 <= cls.UNREFINED_CACHE_BYTES
+        key = None
+        if cacheable:
+            key = "unrefined:" + hashlib.blake2b(np.ascontiguousarray(masks).tobytes(), digest_size=16).hexdigest()
+            cached = ctx.cache.get(key)
+            if cached is not None:
+                return cached.copy()
+        if hasattr(matter, "alphas"):
+            alphas = np.asarray(matter.alphas(image, masks, context=ctx), np.float32)
+        else:
+            tri = matter.matte(image, masks, context=ctx)
+            alphas = np.ascontiguousarray(tri[:, 0], np.float32)
+            del tri
+        if key is not None:
             for old in [k for k in ctx.cache if k.startswith("unrefined:")]:
                 del ctx.cache[old]  # only the latest guidance is worth keeping
-            ctx.cache[key] = tri.copy()
-        return tri
+            ctx.cache[key] = alphas.copy()
+        return alphas
+
+    def _instances(self, out: np.ndarray, masks: np.ndarray, sources: list[tuple], consistent: bool
+                   ) -> list[Instance]:
+        """Instances from the matting stage's output ((k, H, W) alphas or (k, 3, H, W) tri-mattes).
+
+        consistent: apply the consistency step (Σ α ≤ 1; α_r, α_b derived from the alphas, so a
+        tri-matte is computed only when asked for); False keeps a network's tri-mattes as they are
+        (``official_postprocess``). sources: (box, score, source) per instance.
+        """
+        tmode = "sum" if self.matting_name == "instmatt" else self.config.trimask_mode
+        if out.ndim == 4 and not consistent:
+            people = PeopleAlphas(out[:, 0], masks, tmode)
+            return [Instance(index=i, box=b, score=sc, coarse_mask=masks[i], trimatte=out[i], source=src,
+                             people=people) for i, (b, sc, src) in enumerate(sources)]
+        alphas = np.ascontiguousarray(out[:, 0]) if out.ndim == 4 else out
+        del out
+        people = PeopleAlphas(consistent_alphas(alphas), masks, tmode)
+        return [Instance(index=i, box=b, score=sc, coarse_mask=masks[i], source=src, people=people)
+                for i, (b, sc, src) in enumerate(sources)]
 
     def run(self, image: np.ndarray, masks: np.ndarray | None = None, progress: ProgressFn | None = None,
             cancel: Callable[[], bool] | None = None) -> MattingResult:
@@ -277,18 +312,16 @@ class Engine:
         coarse = np.stack([d.mask for d in dets]) if dets else np.zeros((0, H, W), np.float32)
         for i, d in enumerate(dets):  # the detections share the stacked array (no second copy)
             d.mask = coarse[i]
-        mode = "sum" if self.matting_name == "instmatt" else self.config.trimask_mode
-        tmasks = trimasks(coarse, mode, np.float16)  # kept for display/export: half the memory
         order = self._order(len(dets), self.config.order)
         t1 = time.perf_counter()
-        tri = self._call_with_fallback("_matte", image, coarse, ctx, self.config.refine, order)
+        out = self._call_with_fallback("_matte", image, coarse, ctx, self.config.refine, order)
         check()
-        if not self.config.official_postprocess:
-            tri = enforce_consistency(tri)
+        # tri-masks and tri-mattes are derived from the masks and alphas when asked for
+        instances = self._instances(out, coarse, [(d.box, d.score, d.source) for d in dets],
+                                    consistent=not self.config.official_postprocess)
+        del out
         t_matte = time.perf_counter() - t1
 
-        instances = [Instance(index=i, box=d.box, score=d.score, coarse_mask=d.mask, trimask=tmasks[i],
-                              trimatte=tri[i], source=d.source) for i, d in enumerate(dets)]
         timings = {"detect": t_detect, "matte": t_matte, "total": time.perf_counter() - t0}
         timings.update({f"stage:{k}": v for k, v in ctx.timings.items()})
         step("done", 1.0)
@@ -334,18 +367,16 @@ class Engine:
         ctx = result.extras.get("context") or ImageContext(result.image)
         order = self._order(len(masks), order)
         t0 = time.perf_counter()
-        tri = enforce_consistency(self._call_with_fallback("_matte", result.image, masks, ctx, mode, order))
-        tmode = "sum" if self.matting_name == "instmatt" else self.config.trimask_mode
-        tmasks = trimasks(masks, tmode, np.float16)
+        out = self._call_with_fallback("_matte", result.image, masks, ctx, mode, order)
         sources = [(inst.box, inst.score, inst.source) for inst in result.instances] + \
                   [(d.box, d.score, d.source) for d in added]
-        instances = []
         for i, (box, score, source) in enumerate(sources):
             ys, xs = np.nonzero(masks[i] > 0.5)
             if len(xs):
-                box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-            instances.append(Instance(index=i, box=box, score=score, coarse_mask=masks[i], trimask=tmasks[i],
-                                      trimatte=tri[i], source=source))
+                sources[i] = ((float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)),
+                              score, source)
+        instances = self._instances(out, masks, sources, consistent=True)
+        del out
         timings = dict(result.timings, refine=time.perf_counter() - t0)
         return MattingResult(image=result.image, instances=instances, order=order, refine_mode=mode,
                              device=self.device, timings=timings, models=result.models, extras=result.extras)

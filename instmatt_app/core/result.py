@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Detection", "Instance", "MattingResult"]
+__all__ = ["Detection", "Instance", "MattingResult", "PeopleAlphas"]
 
 
 @dataclass
@@ -30,29 +30,108 @@ class Detection:
     source: str = ""
 
 
-@dataclass
+class PeopleAlphas:
+    """The consistent alphas of all people of one photo, from which every instance's tri-matte and
+    tri-mask are derived on access (nothing (k, 3, H, W) is stored: at 24 MP with 4 people that is
+    1.15 GB of tri-mattes and 0.6 GB of float16 tri-masks).
+
+    alphas: (k, H, W) float32 in [0, 1], Σ_i α_i ≤ 1 (after the engine's consistency step).
+    masks: (k, H, W) float32 in [0, 1], the coarse instance masks (the tri-masks' source).
+    trimask_mode: "union" (paper Eq. 5–6) or "sum" (official code), see :mod:`instmatt_app.core.trimask`.
+    """
+
+    def __init__(self, alphas: np.ndarray, masks: np.ndarray, trimask_mode: str = "union"):
+        if alphas.ndim != 3 or masks.shape != alphas.shape:
+            raise ValueError(f"alphas and masks must both be (k, H, W); got {alphas.shape} and {masks.shape}")
+        self.alphas = alphas
+        self.masks = masks
+        self.trimask_mode = trimask_mode
+        self._total: np.ndarray | None = None
+
+    @property
+    def total(self) -> np.ndarray:
+        """(H, W) float32: Σ_i α_i (computed once, then kept)."""
+        if self._total is None:
+            self._total = self.alphas.sum(axis=0, dtype=np.float32)
+        return self._total
+
+    def trimatte(self, i: int) -> np.ndarray:
+        """(3, H, W) float32 in [0, 1] [α_t, α_r, α_b] of person i: α_r = Σ_{j≠i} α_j, α_b = 1 − Σ_j α_j."""
+        a = self.alphas[i]
+        out = np.empty((3,) + a.shape, np.float32)
+        out[0] = a
+        np.subtract(self.total, a, out=out[1])
+        np.subtract(1.0, self.total, out=out[2])
+        np.clip(out, 0.0, 1.0, out=out)
+        return out
+
+    def trimask(self, i: int) -> np.ndarray:
+        """(3, H, W) float32 [M_t, M_r, M_b] of person i (Eq. 5–6 or the sum form)."""
+        from instmatt_app.core.trimask import trimask
+
+        return trimask(self.masks, i, self.trimask_mode)
+
+
 class Instance:
     """One person of a matting result.
 
     coarse_mask: (H, W) float32 in [0, 1] (the guidance the matter was given).
-    trimask: (3, H, W) [M_t, M_r, M_b] (Eq. 5–6) at full resolution; the engine stores it as
-        float16 (it is guidance for display and export, not used for further computation).
-    trimatte: (3, H, W) float32 in [0, 1] [α_t, α_r, α_b] after refinement and the consistency
-        step; ``alpha`` is ``trimatte[0]``.
+    alpha: (H, W) float32 in [0, 1], this person's alpha matte after refinement and the
+        consistency step.
+    trimatte: (3, H, W) float32 in [0, 1] [α_t, α_r, α_b], ``trimatte[0]`` is ``alpha``.
+    trimask: (3, H, W) float [M_t, M_r, M_b] (Eq. 5–6) at full resolution.
+
+    The engine builds instances from a shared :class:`PeopleAlphas` (``people=``, ``index`` is the
+    row): then ``trimatte`` and ``trimask`` are computed on every access (a new array each time,
+    not kept). Given explicitly (``trimatte=``, ``trimask=``) they are stored as they are (the
+    official post-processing keeps the network's own α_r, α_b); ``alpha`` defaults to
+    ``trimatte[0]``.
     """
 
-    index: int
-    box: tuple[float, float, float, float]
-    score: float
-    coarse_mask: np.ndarray
-    trimask: np.ndarray
-    trimatte: np.ndarray
-    source: str = ""
+    def __init__(self, index: int, box: tuple[float, float, float, float], score: float,
+                 coarse_mask: np.ndarray, trimask: np.ndarray | None = None, trimatte: np.ndarray | None = None,
+                 source: str = "", *, alpha: np.ndarray | None = None, people: PeopleAlphas | None = None):
+        self.index = index
+        self.box = box
+        self.score = score
+        self.coarse_mask = coarse_mask
+        self.source = source
+        self._people = people
+        self._trimask = trimask
+        self._trimatte = trimatte
+        if alpha is None:
+            if trimatte is not None:
+                alpha = trimatte[0]
+            elif people is not None:
+                alpha = people.alphas[index]
+            else:
+                raise ValueError("an Instance needs alpha=, trimatte= or people=")
+        self._alpha = alpha
+        if trimask is None and people is None:
+            raise ValueError("an Instance needs trimask= or people=")
 
     @property
     def alpha(self) -> np.ndarray:
         """(H, W) float32 in [0, 1]: this person's alpha matte."""
-        return self.trimatte[0]
+        return self._alpha
+
+    @property
+    def trimatte(self) -> np.ndarray:
+        """(3, H, W) float32 in [0, 1]: [α_t, α_r, α_b] (class docstring)."""
+        if self._trimatte is not None:
+            return self._trimatte
+        return self._people.trimatte(self.index)
+
+    @property
+    def trimask(self) -> np.ndarray:
+        """(3, H, W) float: [M_t, M_r, M_b] (class docstring)."""
+        if self._trimask is not None:
+            return self._trimask
+        return self._people.trimask(self.index)
+
+    def __repr__(self) -> str:
+        return (f"Instance(index={self.index}, box={self.box}, score={self.score:.3f}, "
+                f"shape={tuple(self._alpha.shape)}, source={self.source!r})")
 
 
 @dataclass

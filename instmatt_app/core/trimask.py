@@ -73,15 +73,34 @@ def trimasks(masks: np.ndarray, mode: TrimaskMode = "union", dtype=np.float32) -
 def trimask(masks: np.ndarray, index: int, mode: TrimaskMode = "union") -> np.ndarray:
     """Tri-mask of the single instance ``index``: (3, H, W) float32 (see :func:`trimasks`).
 
-    Costs O(n) for one instance (used when the user re-mattes one person).
+    Costs O(n) for one instance and needs no full-resolution memory beyond its result (the
+    engine computes a person's tri-mask only when it is asked for).
     """
     m = np.asarray(masks)
-    m = m.astype(np.float32) / np.float32(255) if m.dtype == np.uint8 else m.astype(np.float32, copy=False)
-    target = m[index:index + 1]
-    others = np.delete(m, index, axis=0)
-    if mode == "sum":
-        reduced = others.sum(axis=0, keepdims=True)
+    if m.ndim != 3:
+        raise ValueError(f"masks must be (n, H, W), got shape {m.shape}")
+    if mode not in ("union", "sum"):
+        raise ValueError(f"unknown tri-mask mode {mode!r} (use 'union' or 'sum')")
+    n, h, w = m.shape
+    if not -n <= index < n:
+        raise IndexError(f"instance {index} of {n}")
+
+    def mask(j: int) -> np.ndarray:
+        return m[j].astype(np.float32) / np.float32(255) if m.dtype == np.uint8 else m[j].astype(np.float32, copy=False)
+
+    out = np.empty((3, h, w), np.float32)
+    target, others, rest = out
+    target[...] = mask(index)
+    others.fill(0.0)
+    combine = np.add if mode == "sum" else np.maximum
+    for j in range(n):
+        if j != index % n:
+            combine(others, mask(j), out=others)
+    if mode == "sum":  # the same arithmetic as trimasks(): total = M_t + Σ others, M_r = total − M_t
+        np.add(target, others, out=rest)
+        np.subtract(rest, target, out=others)
+        np.subtract(1.0, rest, out=rest)
     else:
-        reduced = others.max(axis=0, keepdims=True) if len(others) else np.zeros_like(target)
-    # two "instances": the target and the reduced others; the target's tri-mask is the same
-    return trimasks(np.concatenate([target, reduced]), mode)[0]
+        np.maximum(target, others, out=rest)
+        np.subtract(1.0, rest, out=rest)
+    return out

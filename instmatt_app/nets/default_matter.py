@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from instmatt_app.core.consistency import consistent_alphas
 from instmatt_app.nets import embedded
 from instmatt_app.nets.guided_filter import guided_filter
 from instmatt_app.nets.image_context import ImageContext
@@ -81,19 +82,38 @@ class DefaultMatter:
         """image: (H, W, 3) uint8 RGB; masks: (k, H, W) float32 in [0, 1] coarse instance masks.
 
         Returns (k, 3, H, W) float32 in [0, 1], channels [α_t, α_r, α_b], Σ_i α_t,i ≤ 1.
+        (The engine calls :meth:`alphas`: the same α_t without the (k, 3, H, W) array.)
+        """
+        a = self.alphas(image, masks, context)
+        k, H, W = a.shape
+        out = np.empty((k, 3, H, W), np.float32)
+        out[:, 0] = a
+        del a
+        total = out[:, 0].sum(axis=0)
+        for i in range(k):
+            np.subtract(total, out[i, 0], out=out[i, 1])
+            np.subtract(1.0, total, out=out[i, 2])
+        return out
+
+    def alphas(self, image: np.ndarray, masks: np.ndarray, context: ImageContext | None = None) -> np.ndarray:
+        """image: (H, W, 3) uint8 RGB; masks: (k, H, W) float32 in [0, 1] coarse instance masks.
+
+        Returns (k, H, W) float32 in [0, 1]: the unrefined α_t of every instance, Σ_i α_t,i ≤ 1
+        (α_r and α_b follow: Σ_{j≠i} α_j and 1 − Σ_j α_j). The only full-resolution memory is the
+        result and one (H, W) temporary.
         """
         cfg = self.config
         ctx = context or ImageContext(image)
         H, W = image.shape[:2]
         k = masks.shape[0]
-        out = np.zeros((k, 3, H, W), np.float32)
+        alphas = np.zeros((k, H, W), np.float32)
         if k == 0:
-            return out
+            return alphas
         A = embedded.human_alpha(ctx, self.device)
         s = min(1.0, cfg.work_side / max(H, W))
         wsize = (max(1, round(W * s)), max(1, round(H * s)))
-        small = np.stack([cv2.resize(m.astype(np.float32), wsize, interpolation=cv2.INTER_AREA) for m in masks]) \
-            if s < 1.0 else masks.astype(np.float32)
+        small = np.stack([cv2.resize(m.astype(np.float32, copy=False), wsize, interpolation=cv2.INTER_AREA)
+                          for m in masks]) if s < 1.0 else masks.astype(np.float32)
         own = ownership(small, cfg.spread * max(wsize), cfg.sharpness)
 
         # where an instance's mask is confident but the human alpha is weak, the human matter
@@ -114,23 +134,17 @@ class DefaultMatter:
                     snapped = np.clip(guided_filter(work_img, small[i], radius=r, eps=1e-3), 0, 1)
                     fill[i] = weight * snapped
 
-        alphas = out[:, 0]  # written in place: no second (k, H, W) array at full resolution
-        for i in range(k):
+        for i in range(k):  # written in place, one instance at a time
             o = cv2.resize(own[i], (W, H), interpolation=cv2.INTER_LINEAR) if s < 1.0 else own[i]
             if i in fill:
                 f = cv2.resize(fill[i], (W, H), interpolation=cv2.INTER_LINEAR) if s < 1.0 else fill[i]
-                np.multiply(o, np.maximum(A, f), out=alphas[i])
+                np.maximum(f, A, out=f)
+                np.multiply(o, f, out=alphas[i])
+                del f
             else:
                 np.multiply(o, A, out=alphas[i])
-        np.clip(alphas, 0.0, 1.0, out=alphas)
-        total = alphas.sum(axis=0)
-        if (total > 1.0).any():
-            alphas /= np.maximum(total, 1.0)[None]
-            total = alphas.sum(axis=0)
-        for i in range(k):
-            np.subtract(total, alphas[i], out=out[i, 1])
-            np.subtract(1.0, total, out=out[i, 2])
-        return out
+            del o
+        return consistent_alphas(alphas)  # clip to [0, 1]; Σ > 1 (fallback masks) scaled down
 
 
 @register("matter", "default")

@@ -272,7 +272,7 @@ class DefaultRefiner:
         def down(a: np.ndarray) -> np.ndarray:
             return cv2.resize(a, wsize, interpolation=cv2.INTER_AREA) if s < 1.0 else a
 
-        small_a = np.stack([down(a) for a in alphas]).astype(np.float32)
+        small_a = np.clip(np.stack([down(a) for a in alphas]).astype(np.float32), 0.0, 1.0)
         small_m = np.stack([down(m.astype(np.float32)) for m in masks])
         digest = hashlib.sha1()
         digest.update(np.round(small_a * 255).astype(np.uint8).tobytes())
@@ -325,6 +325,8 @@ class DefaultRefiner:
                        context: ImageContext | None = None) -> list[int]:
         """A front-to-back order guessed from the image, for cycle refinement.
 
+        trimattes: (k, 3, H, W) tri-mattes or (k, H, W) alphas, float32 in [0, 1].
+
         For every pair of instances whose masks both claim some pixels, both cycle orders of
         the pair are solved in their windows and the one whose shares cost less matting-Laplacian
         energy (Σ xᵀ L x: transitions that follow image edges are cheap) wins: the front person's
@@ -335,12 +337,13 @@ class DefaultRefiner:
         """
         trimattes = np.asarray(trimattes, np.float32)
         masks = np.asarray(masks, np.float32)
+        alphas = trimattes[:, 0] if trimattes.ndim == 4 else trimattes
         k = trimattes.shape[0]
         bottoms = [float(np.nonzero(m.max(axis=1) > 0.5)[0].max()) if (m > 0.5).any() else -1.0 for m in masks]
         if k < 2:
             return list(range(k))
         ctx = context or ImageContext(image)
-        prep = self._prepare(image, np.clip(trimattes[:, 0], 0.0, 1.0), masks, ctx)
+        prep = self._prepare(image, alphas, masks, ctx)
         score = np.zeros(k)
         for win in prep["windows"]:
             inside = win.inside & win.cores.any(axis=0)[None]
@@ -368,77 +371,15 @@ class DefaultRefiner:
         Returns new (k, 3, H, W) float32 tri-mattes: α_t clipped to [0, 1] and refined in the
         contested band (bit-for-bit the input's outside it); where it changed, Σ_i α_t,i ≤ 1,
         α_r = Σ_{j≠i} α_t,j and α_b = 1 − Σ_j α_t,j (elsewhere α_r, α_b are the input's).
+        (:meth:`refine_alphas` does the same on the α_t alone, in place.)
         """
-        if mode not in MODES:
-            raise RefinementError(f"unknown refinement mode {mode!r} (use none, parallel or cycle)")
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise RefinementError(f"image must be (H, W, 3) RGB, got {image.shape}")
-        H, W = image.shape[:2]
-        trimattes = np.asarray(trimattes, np.float32)
-        masks = np.asarray(masks, np.float32)
-        if trimattes.ndim != 4 or trimattes.shape[1] != 3 or trimattes.shape[2:] != (H, W):
-            raise RefinementError(f"trimattes must be (k, 3, {H}, {W}), got {trimattes.shape}")
-        k = trimattes.shape[0]
-        if masks.shape != (k, H, W):
-            raise RefinementError(f"masks must be ({k}, {H}, {W}), got {masks.shape}")
-        if order is not None:
-            order = [int(i) for i in order]
-            if sorted(order) != list(range(k)):
-                raise RefinementError(f"order must list each of the {k} instances once (0..{k - 1}), got {order}")
-        out = trimattes.copy()
-        if mode == "none" or k < 2:
+        H, W = self._check(image, trimattes, masks, 4, mode, order)[1:]
+        out = np.array(trimattes, np.float32)  # a copy
+        if mode == "none" or len(out) < 2:
             return out
-        ctx = context or ImageContext(image)
-        if order is None:
-            order = self.estimate_order(image, trimattes, masks, ctx) if mode == "cycle" else list(range(k))
         alphas = out[:, 0]
         np.clip(alphas, 0.0, 1.0, out=alphas)
-        prep = self._prepare(image, alphas, masks, ctx)
-        if not prep["windows"]:
-            return out
-        s = prep["scale"]
-        touched: list[tuple[int, int, int, int]] = []
-        for win in prep["windows"]:
-            refined = refine_shares_window(win, mode, order, self.config.regulariser)
-            delta = (refined - win.s0).astype(np.float32)
-            delta[:, ~win.band] = 0.0
-            if not np.abs(delta).max() > 1e-6:
-                continue
-            x1, y1, x2, y2 = win.box
-            fx1, fy1 = int(np.floor(x1 / s)), int(np.floor(y1 / s))
-            fx2, fy2 = min(W, int(np.ceil(x2 / s))), min(H, int(np.ceil(y2 / s)))
-            if s < 1.0:
-                # working pixel (x, y) covers full-res [x/s, (x+1)/s): map full-res centres back
-                map_x = (np.arange(fx1, fx2, dtype=np.float32) + 0.5) * s - 0.5 - x1
-                map_y = (np.arange(fy1, fy2, dtype=np.float32) + 0.5) * s - 0.5 - y1
-                mx, my = (m.astype(np.float32) for m in np.meshgrid(map_x, map_y))
-
-                def up(a: np.ndarray, mx=mx, my=my) -> np.ndarray:
-                    return np.stack([cv2.remap(np.ascontiguousarray(c, dtype=np.float32), mx, my,
-                                               cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE) for c in a])
-                d_full = up(delta)
-            else:
-                def up(a: np.ndarray) -> np.ndarray:
-                    return a.astype(np.float32)
-                d_full = delta
-            changed = np.abs(d_full).max(axis=0) > 1e-6
-            if not changed.any():
-                continue
-            rows = win.members
-            a_c = alphas[rows, fy1:fy2, fx1:fx2][:, changed]               # (n, m) members' alphas
-            tot = a_c.sum(axis=0)
-            # the unrefined shares at full resolution; where there is (almost) no human alpha
-            # the working-resolution shares, upsampled (their value hardly matters there)
-            s0_c = np.where(tot >= self.config.min_total, a_c / np.maximum(tot, 1e-6),
-                            up(win.s0)[:, changed])
-            sh = np.clip(s0_c + d_full[:, changed], 0.0, 1.0)
-            sh /= np.maximum(sh.sum(axis=0), 1.0)
-            ys, xs = np.nonzero(changed)
-            ys += fy1
-            xs += fx1
-            for r, g in enumerate(rows):
-                alphas[g, ys, xs] = tot * sh[r]
-            touched.append((fy1, fy2, fx1, fx2))
+        touched = self._refine_in_place(image, alphas, np.asarray(masks, np.float32), mode, order, context)
         # α_r = Σ_{j≠i} α_t,j and α_b = 1 − Σ α_t where α_t changed (elsewhere they are the input's)
         for fy1, fy2, fx1, fx2 in touched:
             sub = out[:, :, fy1:fy2, fx1:fx2]
@@ -451,6 +392,118 @@ class DefaultRefiner:
             sub[:, 2] = 1.0 - total[None]
             np.clip(sub, 0.0, 1.0, out=sub)
         return out
+
+    def refine_alphas(self, image: np.ndarray, alphas: np.ndarray, masks: np.ndarray, mode: str = "parallel",
+                      order: Sequence[int] | None = None, context: ImageContext | None = None) -> np.ndarray:
+        """The refinement on the instance alphas alone, in place (no full-resolution copy).
+
+        alphas: (k, H, W) float32 α_t in [0, 1] (Σ ≤ 1), a writable array: clipped to [0, 1] and
+        refined in the contested band, every other pixel left as it is; returned. image, masks,
+        mode, order: as for :meth:`refine` (α_t of the result is the α_t :meth:`refine` gives).
+        The full-resolution work is done window by window, in strips of rows.
+        """
+        self._check(image, alphas, masks, 3, mode, order)
+        if not isinstance(alphas, np.ndarray) or alphas.dtype != np.float32 or not alphas.flags.writeable:
+            raise RefinementError("alphas must be a writable float32 array (they are refined in place)")
+        if mode == "none" or len(alphas) < 2:
+            return alphas
+        np.clip(alphas, 0.0, 1.0, out=alphas)
+        for fy1, fy2, fx1, fx2 in self._refine_in_place(image, alphas, np.asarray(masks, np.float32), mode,
+                                                        order, context):
+            sub = alphas[:, fy1:fy2, fx1:fx2]
+            total = sub.sum(axis=0)
+            over = total > 1.0
+            if over.any():  # only for inconsistent input (Σ α_t > 1 before refinement)
+                sub[:, over] /= total[over]
+        return alphas
+
+    @staticmethod
+    def _check(image: np.ndarray, arr: np.ndarray, masks: np.ndarray, ndim: int, mode: str,
+               order: Sequence[int] | None) -> tuple[int, int, int]:
+        """Validate the inputs of refine (ndim 4, tri-mattes) / refine_alphas (ndim 3); (k, H, W)."""
+        if mode not in MODES:
+            raise RefinementError(f"unknown refinement mode {mode!r} (use none, parallel or cycle)")
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise RefinementError(f"image must be (H, W, 3) RGB, got {image.shape}")
+        H, W = image.shape[:2]
+        shape = np.shape(arr)
+        if ndim == 4 and (len(shape) != 4 or shape[1] != 3 or shape[2:] != (H, W)):
+            raise RefinementError(f"trimattes must be (k, 3, {H}, {W}), got {shape}")
+        if ndim == 3 and (len(shape) != 3 or shape[1:] != (H, W)):
+            raise RefinementError(f"alphas must be (k, {H}, {W}), got {shape}")
+        k = shape[0]
+        if np.shape(masks) != (k, H, W):
+            raise RefinementError(f"masks must be ({k}, {H}, {W}), got {np.shape(masks)}")
+        if order is not None:
+            order = [int(i) for i in order]
+            if sorted(order) != list(range(k)):
+                raise RefinementError(f"order must list each of the {k} instances once (0..{k - 1}), got {order}")
+        return k, H, W
+
+    # rows of a window refined at a time at full resolution (bounds the temporaries)
+    STRIP_PIXELS = 1 << 20
+
+    def _refine_in_place(self, image: np.ndarray, alphas: np.ndarray, masks: np.ndarray, mode: str,
+                         order: Sequence[int] | None, context: ImageContext | None
+                         ) -> list[tuple[int, int, int, int]]:
+        """Refine ``alphas`` ((k, H, W) float32, already clipped) in place; returns the full-resolution
+        boxes (y1, y2, x1, x2) that changed."""
+        H, W = image.shape[:2]
+        ctx = context or ImageContext(image)
+        if order is None:
+            order = self.estimate_order(image, alphas, masks, ctx) if mode == "cycle" else list(range(len(alphas)))
+        order = [int(i) for i in order]
+        prep = self._prepare(image, alphas, masks, ctx)
+        s = prep["scale"]
+        touched: list[tuple[int, int, int, int]] = []
+        for win in prep["windows"]:
+            refined = refine_shares_window(win, mode, order, self.config.regulariser)
+            delta = (refined - win.s0).astype(np.float32)
+            delta[:, ~win.band] = 0.0
+            if not np.abs(delta).max() > 1e-6:
+                continue
+            x1, y1, x2, y2 = win.box
+            fx1, fy1 = int(np.floor(x1 / s)), int(np.floor(y1 / s))
+            fx2, fy2 = min(W, int(np.ceil(x2 / s))), min(H, int(np.ceil(y2 / s)))
+            s0_small = win.s0.astype(np.float32)
+            # working pixel (x, y) covers full-res [x/s, (x+1)/s): full-res centres mapped back
+            map_x = ((np.arange(fx1, fx2, dtype=np.float32) + 0.5) * s - 0.5 - x1).astype(np.float32)
+            strip = max(1, self.STRIP_PIXELS // max(1, fx2 - fx1))
+            changed_any = False
+            for ty1 in range(fy1, fy2, strip):
+                ty2 = min(fy2, ty1 + strip)
+                if s < 1.0:
+                    map_y = ((np.arange(ty1, ty2, dtype=np.float32) + 0.5) * s - 0.5 - y1).astype(np.float32)
+                    mx, my = np.meshgrid(map_x, map_y)
+
+                    def up(a: np.ndarray, mx=mx, my=my) -> np.ndarray:
+                        return np.stack([cv2.remap(np.ascontiguousarray(c), mx, my, cv2.INTER_LINEAR,
+                                                   borderMode=cv2.BORDER_REPLICATE) for c in a])
+                else:
+                    def up(a: np.ndarray, ty1=ty1, ty2=ty2) -> np.ndarray:
+                        return a[:, ty1 - y1:ty2 - y1, fx1 - x1:fx2 - x1]
+                d_full = up(delta)
+                changed = np.abs(d_full).max(axis=0) > 1e-6
+                if not changed.any():
+                    continue
+                changed_any = True
+                rows = win.members
+                a_c = alphas[rows, ty1:ty2, fx1:fx2][:, changed]               # (n, m) members' alphas
+                tot = a_c.sum(axis=0)
+                # the unrefined shares at full resolution; where there is (almost) no human alpha
+                # the working-resolution shares, upsampled (their value hardly matters there)
+                s0_c = np.where(tot >= self.config.min_total, a_c / np.maximum(tot, 1e-6),
+                                up(s0_small)[:, changed])
+                sh = np.clip(s0_c + d_full[:, changed], 0.0, 1.0)
+                sh /= np.maximum(sh.sum(axis=0), 1.0)
+                ys, xs = np.nonzero(changed)
+                ys += ty1
+                xs += fx1
+                for r, g in enumerate(rows):
+                    alphas[g, ys, xs] = tot * sh[r]
+            if changed_any:
+                touched.append((fy1, fy2, fx1, fx2))
+        return touched
 
 
 @register("refiner", "default")
