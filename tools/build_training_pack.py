@@ -54,7 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from instmatt_app.io.atomic import atomic_open, atomic_write_bytes  # noqa: E402
+from instmatt_app.io.atomic import atomic_open, atomic_write_bytes
 
 P3M_VAL_DEFAULT = ("p_bac3c1ff", "p_bc5cfad1", "p_bd6af989")
 P3M_LONG_SIDE = 1280
@@ -160,7 +160,7 @@ def soft_alpha(rvm: np.ndarray, mask: np.ndarray, others: np.ndarray, box_h: flo
     """
     import cv2
 
-    r = max(3, int(round(0.025 * box_h)))
+    r = max(3, round(0.025 * box_h))
     m8 = mask.astype(np.uint8)
     inner = cv2.erode(m8, _disk(r)).astype(bool)
     outer = cv2.dilate(m8, _disk(r)).astype(bool)
@@ -319,7 +319,7 @@ def build_coco(data: Path, out: Path, rvm_path: Path, ids: list[int] | None, val
                 reason = "empty alpha"
             if reason is None:
                 bx0, by0, bx1, by1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-                mg = max(16, int(round(0.08 * max(bx1 - bx0, by1 - by0))))
+                mg = max(16, round(float(0.08 * max(bx1 - bx0, by1 - by0))))
                 X0, Y0 = max(0, bx0 - mg), max(0, by0 - mg)
                 X1, Y1 = min(W, bx1 + mg), min(H, by1 + mg)
                 crop_a = alpha[Y0:Y1, X0:X1]
@@ -367,10 +367,13 @@ def copy_backgrounds(data: Path, out: Path, files: list[str] | None, log) -> dic
 
 def check_pack(out: Path, n: int, log) -> dict:
     """Draw n composites per split with the real generator; returns timings and counts."""
-    from instmatt_app.evaluation.synth import (BackgroundLibrary, CutoutLibrary, SynthSettings,
-                                               SyntheticGenerator)
-
-    from instmatt_app.evaluation.synth import SynthInputError
+    from instmatt_app.evaluation.synth import (
+        BackgroundLibrary,
+        CutoutLibrary,
+        SyntheticGenerator,
+        SynthInputError,
+        SynthSettings,
+    )
 
     res = {}
     for split, (lo, hi) in (("train", (2, 5)), ("val", (2, 4))):

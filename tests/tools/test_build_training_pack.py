@@ -116,8 +116,12 @@ def test_coco_alpha_is_soft_and_follows_the_polygon(pack, data_dir):
 
 
 def test_generator_reads_the_pack(pack):
-    from instmatt_app.evaluation.synth import (BackgroundLibrary, CutoutLibrary, SynthSettings,
-                                               SyntheticGenerator)
+    from instmatt_app.evaluation.synth import (
+        BackgroundLibrary,
+        CutoutLibrary,
+        SyntheticGenerator,
+        SynthSettings,
+    )
 
     out, doc = pack
     lib = CutoutLibrary(out / "cutouts_train")
