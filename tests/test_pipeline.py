@@ -124,3 +124,32 @@ def test_rematte_with_an_edited_mask_and_an_added_person(engine, data_dir):
     assert overlap_after < overlap_before
     with pytest.raises(EngineError, match="rematte needs"):
         engine.rematte(first, masks)
+
+
+def test_tri_masks_and_tri_mattes_are_derived_from_the_result(sample_result):
+    """The engine keeps (k, H, W) alphas and masks; every tri-mask (Eq. 5–6, union) and tri-matte
+    is computed from them when asked for and agrees with the direct formulas."""
+    from instmatt_app.core.trimask import trimasks
+
+    coarse = np.stack([inst.coarse_mask for inst in sample_result.instances])
+    expected = trimasks(coarse, "union")
+    a = sample_result.alphas
+    for i, inst in enumerate(sample_result.instances):
+        np.testing.assert_allclose(inst.trimask, expected[i], atol=1e-6)
+        np.testing.assert_allclose(inst.trimatte[1], np.clip(a.sum(0) - a[i], 0, 1), atol=1e-6)
+
+
+def test_numpy_huge_page_advice_is_switched_off_only_while_the_engine_runs():
+    from numpy._core import multiarray
+
+    from instmatt_app.pipeline import numpy_huge_pages
+
+    before = multiarray._get_madvise_hugepage()
+    with numpy_huge_pages(False):
+        assert multiarray._get_madvise_hugepage() is False
+        with numpy_huge_pages(False):
+            assert multiarray._get_madvise_hugepage() is False
+        assert multiarray._get_madvise_hugepage() is False          # the outer call still runs
+    assert multiarray._get_madvise_hugepage() is before
+    with numpy_huge_pages(True):
+        assert multiarray._get_madvise_hugepage() is before

@@ -134,16 +134,19 @@ class DefaultMatter:
                     snapped = np.clip(guided_filter(work_img, small[i], radius=r, eps=1e-3), 0, 1)
                     fill[i] = weight * snapped
 
-        for i in range(k):  # written in place, one instance at a time
-            o = cv2.resize(own[i], (W, H), interpolation=cv2.INTER_LINEAR) if s < 1.0 else own[i]
+        # written in place, one instance at a time; the upsampled ownership and fallback reuse one
+        # (H, W) buffer each (fresh full-resolution allocations are what costs at 24 MP)
+        o_buf = np.empty((H, W), np.float32) if s < 1.0 else None
+        f_buf = np.empty((H, W), np.float32) if s < 1.0 and fill else None
+        for i in range(k):
+            o = cv2.resize(own[i], (W, H), dst=o_buf, interpolation=cv2.INTER_LINEAR) if s < 1.0 else own[i]
             if i in fill:
-                f = cv2.resize(fill[i], (W, H), interpolation=cv2.INTER_LINEAR) if s < 1.0 else fill[i]
+                f = cv2.resize(fill[i], (W, H), dst=f_buf, interpolation=cv2.INTER_LINEAR) if s < 1.0 else fill[i]
                 np.maximum(f, A, out=f)
                 np.multiply(o, f, out=alphas[i])
-                del f
             else:
                 np.multiply(o, A, out=alphas[i])
-            del o
+        del o_buf, f_buf
         return consistent_alphas(alphas)  # clip to [0, 1]; Σ > 1 (fallback masks) scaled down
 
 

@@ -244,6 +244,16 @@ def refine_shares_window(win: _Window, mode: str, order: Sequence[int], regulari
     return out.reshape(n, h, w)
 
 
+def _upsample(a: np.ndarray, grid) -> np.ndarray:
+    """(n, h, w) working-resolution window → the full-resolution strip ``grid`` describes: a pair of
+    remap coordinate arrays (bilinear), or a pair of slices when working and full resolution agree."""
+    if isinstance(grid[0], slice):
+        return a[:, grid[0], grid[1]]
+    mx, my = grid
+    return np.stack([cv2.remap(np.ascontiguousarray(c), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                     for c in a])
+
+
 def _pair_energy(win: _Window, rows: np.ndarray, regulariser: float) -> float:
     """Matting-Laplacian energy of a window's shares when only ``rows`` (window rows, first
     refined first) are refined in cycle order and the other members keep their unrefined share."""
@@ -373,7 +383,7 @@ class DefaultRefiner:
         α_r = Σ_{j≠i} α_t,j and α_b = 1 − Σ_j α_t,j (elsewhere α_r, α_b are the input's).
         (:meth:`refine_alphas` does the same on the α_t alone, in place.)
         """
-        H, W = self._check(image, trimattes, masks, 4, mode, order)[1:]
+        self._check(image, trimattes, masks, 4, mode, order)
         out = np.array(trimattes, np.float32)  # a copy
         if mode == "none" or len(out) < 2:
             return out
@@ -474,15 +484,10 @@ class DefaultRefiner:
                 ty2 = min(fy2, ty1 + strip)
                 if s < 1.0:
                     map_y = ((np.arange(ty1, ty2, dtype=np.float32) + 0.5) * s - 0.5 - y1).astype(np.float32)
-                    mx, my = np.meshgrid(map_x, map_y)
-
-                    def up(a: np.ndarray, mx=mx, my=my) -> np.ndarray:
-                        return np.stack([cv2.remap(np.ascontiguousarray(c), mx, my, cv2.INTER_LINEAR,
-                                                   borderMode=cv2.BORDER_REPLICATE) for c in a])
+                    grid = np.meshgrid(map_x, map_y)
                 else:
-                    def up(a: np.ndarray, ty1=ty1, ty2=ty2) -> np.ndarray:
-                        return a[:, ty1 - y1:ty2 - y1, fx1 - x1:fx2 - x1]
-                d_full = up(delta)
+                    grid = (slice(ty1 - y1, ty2 - y1), slice(fx1 - x1, fx2 - x1))
+                d_full = _upsample(delta, grid)
                 changed = np.abs(d_full).max(axis=0) > 1e-6
                 if not changed.any():
                     continue
@@ -493,7 +498,7 @@ class DefaultRefiner:
                 # the unrefined shares at full resolution; where there is (almost) no human alpha
                 # the working-resolution shares, upsampled (their value hardly matters there)
                 s0_c = np.where(tot >= self.config.min_total, a_c / np.maximum(tot, 1e-6),
-                                up(s0_small)[:, changed])
+                                _upsample(s0_small, grid)[:, changed])
                 sh = np.clip(s0_c + d_full[:, changed], 0.0, 1.0)
                 sh /= np.maximum(sh.sum(axis=0), 1.0)
                 ys, xs = np.nonzero(changed)

@@ -50,3 +50,26 @@ def test_a_person_the_human_matter_dropped_keeps_an_alpha():
     tri = DefaultMatter().matte(img, _two_masks(), context=ctx)
     assert tri[1, 0, 20:40, 60:80].mean() > 0.8                   # the mask fallback brings person 1 back
     assert tri[1, 0, 2:8, 2:8].max() < 0.05
+
+
+def test_alphas_are_the_tri_mattes_first_channel_below_the_working_resolution():
+    """The engine's path (alphas only, full-resolution buffers reused) gives the α_t of ``matte``,
+    also when ownership is computed at a working resolution below the photo's and with the fallback."""
+    from instmatt_app.nets.default_matter import MatterConfig
+
+    img = np.zeros((120, 200, 3), np.uint8)
+    img[20:100, 104:180] = 220
+    ctx = ImageContext(img)
+    human = np.zeros((120, 200), np.float32)
+    human[20:100, 20:96] = 1.0                                     # person 1 dropped: the fallback
+    ctx.cache["human_alpha"] = human
+    masks = np.zeros((2, 120, 200), np.float32)
+    masks[0, 20:100, 20:96] = 1
+    masks[1, 20:100, 104:180] = 1
+    matter = DefaultMatter(config=MatterConfig(work_side=64))
+    a = matter.alphas(img, masks, context=ctx)
+    tri = matter.matte(img, masks, context=ctx)
+    assert a.shape == (2, 120, 200) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, tri[:, 0])
+    assert (a.sum(0) <= 1 + 1e-6).all() and a[1, 40:80, 120:160].mean() > 0.8
+    assert matter.alphas(img, masks[:0], context=ctx).shape == (0, 120, 200)

@@ -255,3 +255,27 @@ def test_working_resolution_below_the_photo(data_dir):
     e_true = np.abs(out_true[:, 0] - gts)[:, contested].mean()
     e_rev = np.abs(out_rev[:, 0] - gts)[:, contested].mean()
     assert e_true < 0.6 * e_rev
+
+
+def test_refine_alphas_in_place_equals_refine_and_strips_do_not_matter(data_dir, monkeypatch):
+    """The engine's path: (k, H, W) alphas refined in place, the full-resolution update done in
+    strips of rows; the same α_t as :meth:`refine` on tri-mattes, whatever the strip height."""
+    image, gts, masks = _bleeding_composite(data_dir, "dev_0001", long_side=480)
+    tri = _unrefined(gts.sum(axis=0), masks)
+    refiner = DefaultRefiner(config=RefinerConfig(work_side=240))  # upsampled: the remap path
+    ctx = ImageContext(image)
+    order = list(range(len(gts)))[::-1]
+    expected = refiner.refine(image, tri, masks, "cycle", order, ctx)[:, 0]
+    alphas = np.ascontiguousarray(tri[:, 0])
+    out = refiner.refine_alphas(image, alphas, masks, "cycle", order, ctx)
+    assert out is alphas and not np.array_equal(out, tri[:, 0])
+    np.testing.assert_array_equal(out, expected)
+    monkeypatch.setattr(DefaultRefiner, "STRIP_PIXELS", 7 * image.shape[1])  # 7-row strips
+    np.testing.assert_array_equal(refiner.refine_alphas(image, np.ascontiguousarray(tri[:, 0]), masks, "cycle",
+                                                        order, ctx), expected)
+    with pytest.raises(RefinementError, match="float32"):
+        refiner.refine_alphas(image, tri[:, 0].astype(np.float64), masks, "parallel")
+    with pytest.raises(RefinementError, match="alphas must be"):
+        refiner.refine_alphas(image, tri, masks, "parallel")
+    untouched = np.ascontiguousarray(tri[:, 0])
+    np.testing.assert_array_equal(refiner.refine_alphas(image, untouched, masks, "none"), tri[:, 0])
