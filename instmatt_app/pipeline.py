@@ -190,10 +190,23 @@ class Engine:
 
     def prepare(self, detector: bool = True) -> None:
         """Build the configured models now (they are otherwise built on first use), so that a missing
-        model or weights file is reported before any photo is processed."""
+        model or weights file is reported before any photo is processed and the first photo does
+        not pay for loading them."""
         if detector:
             _ = self.detector
         _ = self.matter
+        if self.matting_name != "instmatt" and self.config.refine != "none":
+            with contextlib.suppress(registry.UnknownModelError):  # a warning when a photo is matted
+                _ = self.refiner
+        if (detector and self.config.detector == "default") or self.matting_name == "default":
+            # the embedded models load lazily: load them now, not during the first photo (the pose
+            # landmarker's first call also imports mediapipe's task runtime, ≈ 0.6 s)
+            from instmatt_app.nets import embedded
+
+            embedded.human_matter(self.device)
+            if detector and self.config.detector == "default":
+                embedded.pose_segmenter()(np.zeros((64, 64, 3), np.uint8))
+                embedded.person_boxes(self.device)
 
     # -- stages -------------------------------------------------------------------------
     def _call_with_fallback(self, fn_name: str, *args, **kwargs):

@@ -271,6 +271,7 @@ class DefaultRefiner:
     def __init__(self, device: str = "cpu", config: RefinerConfig | None = None):
         self.device = device
         self.config = config or RefinerConfig()
+        import pymatting  # noqa: F401 - loaded with the refiner (≈ 0.5 s), not during the first photo
 
     # -- order-independent preparation (cached per photo) ------------------------------
     def _prepare(self, image: np.ndarray, alphas: np.ndarray, masks: np.ndarray, ctx: ImageContext) -> dict:
