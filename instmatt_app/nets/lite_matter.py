@@ -62,8 +62,10 @@ def person_crop(mask: np.ndarray, shape: tuple[int, int], context: float = 0.25)
 
 @torch.no_grad()
 def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_side: int = 1024,
-                 base_side: int = 512, context: float = 0.25, device: str | None = None) -> np.ndarray:
-    """Alphas of every person (see the module docstring)."""
+                 base_side: int = 512, context: float = 0.25, device: str | None = None,
+                 fuse: bool = True) -> np.ndarray:
+    """Alphas of every person (see the module docstring). ``fuse``: progressive fusion of the
+    OS8/OS4/OS1 heads (default) or the OS1 head alone."""
     h, w = image.shape[:2]
     k = len(masks)
     binary = np.asarray(masks) >= 0.5 if np.asarray(masks).dtype != bool else np.asarray(masks)
@@ -88,7 +90,7 @@ def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_s
         ratio = min(1.0, base_side / max(fw, fh))
         x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))[None]).to(dev).float() / 255.0
         t = torch.from_numpy(tri[None]).to(dev)
-        alpha = net(x, t, downsample_ratio=ratio).fused[0, 0].float().cpu().numpy()
+        alpha = net(x, t, downsample_ratio=ratio, fuse=fuse).fused[0, 0].float().cpu().numpy()
         if (fw, fh) != (cw, ch):
             alpha = cv2.resize(alpha, (cw, ch), interpolation=cv2.INTER_LINEAR)
         out[i, y0:y1, x0:x1] = np.clip(alpha, 0.0, 1.0)

@@ -41,7 +41,10 @@ ARCHITECTURE = "instmatt-lite-rvm-mnv3-v1"
 @dataclass
 class LiteOutput:
     """alpha_os8 / alpha_os4: (N, 3, h, w) at the network's working size, upsampled bilinearly to it;
-    alpha_os1: (N, 3, h, w); fused: (N, 3, H, W) at the input size (after the guided filter)."""
+    alpha_os1: (N, 3, h, w); fused: (N, 3, H, W) at the input size (after the guided filter).
+    In eval mode all are clamped to [0, 1]; in training mode the heads' outputs are returned
+    unclamped (a clamp would stop the gradient of a head that overshoots, for good when its
+    weights are still zero) and the losses pull them into [0, 1]."""
 
     alpha_os8: torch.Tensor
     alpha_os4: torch.Tensor
@@ -79,16 +82,19 @@ class LiteMatteNet(nn.Module):
         f4 = self.aspp(f4)
         hid, (x1, x2, x3, x4), _ = self.decoder(src_sm, f1, f2, f3, f4)
         size = hid.shape[2:]
-        os8 = F.interpolate(self.head_os8(x3), size, mode="bilinear", align_corners=False).clamp(0, 1)
-        os4 = F.interpolate(self.head_os4(x2), size, mode="bilinear", align_corners=False).clamp(0, 1)
-        os1 = self.head_os1(hid).clamp(0, 1)
-        low = progressive_fusion(os8, os4, os1).fused if fuse else os1
+        os8 = F.interpolate(self.head_os8(x3), size, mode="bilinear", align_corners=False)
+        os4 = F.interpolate(self.head_os4(x2), size, mode="bilinear", align_corners=False)
+        os1 = self.head_os1(hid)
+        low = progressive_fusion(os8.clamp(0, 1), os4.clamp(0, 1), os1.clamp(0, 1)).fused if fuse \
+            else os1.clamp(0, 1)
         if downsample_ratio != 1.0:
             y = torch.stack([low[:, 1], low[:, 2], low[:, 0] + low[:, 1], low[:, 0]], 1)
             y = self.refiner(image, src_sm[:, :3], y, hid)
-            fused = torch.stack([y[:, 3], y[:, 0], y[:, 1]], 1).clamp(0, 1)
+            fused = torch.stack([y[:, 3], y[:, 0], y[:, 1]], 1)
         else:
             fused = low
+        if not self.training:
+            os8, os4, os1, fused = (t.clamp(0, 1) for t in (os8, os4, os1, fused))
         return LiteOutput(os8, os4, os1, fused)
 
 

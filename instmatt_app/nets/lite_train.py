@@ -62,6 +62,7 @@ class LiteTrainConfig:
     warmup: int = 200
     long_side: tuple[int, int] = (640, 960)
     targets_per_composite: int = 3
+    matte_weight: int = 4             # P3M portraits (real mattes) drawn 4x as often as COCO people
     cutmask_p: float = 0.25
     workers: int = 0
     device: str = "cpu"
@@ -156,10 +157,15 @@ class LiteSamples:
             yield from self.composite_samples()
 
 
-def _make_generator(cutouts: str, backgrounds: str, long_side: tuple[int, int], max_people: int = 5):
+def _make_generator(cutouts: str, backgrounds: str, long_side: tuple[int, int], max_people: int = 5,
+                    matte_weight: int = 1):
+    """A generator over the cut-outs; ``matte_weight`` > 1 draws the cut-outs that came with a real
+    matte (P3M portraits, names ``p_*``) that many times as often as the soft-polygon COCO people."""
     from instmatt_app.evaluation.synth import BackgroundLibrary, CutoutLibrary, SynthSettings, SyntheticGenerator
 
     lib = CutoutLibrary(cutouts)
+    if matte_weight > 1:
+        lib.cutouts += [c for c in lib.cutouts if c.name.startswith("p_")] * (matte_weight - 1)
     return SyntheticGenerator(lib, BackgroundLibrary(backgrounds),
                               SynthSettings(long_side=long_side, max_people=min(max_people, len(lib.cutouts))))
 
@@ -172,7 +178,8 @@ class _Stream(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
         cv2.setNumThreads(1)
-        gen = _make_generator(self.cfg.cutouts, self.cfg.backgrounds, self.cfg.long_side)
+        gen = _make_generator(self.cfg.cutouts, self.cfg.backgrounds, self.cfg.long_side,
+                              matte_weight=self.cfg.matte_weight)
         data = LiteSamples(gen, self.cfg.crop, self.cfg.targets_per_composite, self.cfg.cutmask_p,
                            seed=self.cfg.seed * 1000 + wid + 7919 * int(time.time() % 1e6))
         buf: list[dict] = []
@@ -213,19 +220,24 @@ class ValidationSet:
 
 def validate(net: LiteMatteNet, val: ValidationSet, device: str = "cpu") -> dict[str, float]:
     """IMQ (mad, mse; IoU 0.5) of the network's mattes with guidance from the GT (alpha ≥ 0.5),
-    after the multi-instance consistency step (Σα ≤ 1)."""
+    after Σα ≤ 1 is enforced; keys IMQ_mad, IMQ_mse, RQ (progressive fusion) and the same with
+    the suffix ``_os1`` (the OS1 head alone)."""
     from instmatt_app.evaluation.imq import pool, score_image
     from instmatt_app.nets.lite_matter import matte_people
 
     was = net.training
     net.eval()
-    scores = []
-    for idx, (image, gts) in enumerate(val.items):
-        alphas = normalise_sum(matte_people(net, image, gts >= 0.5, device=device))
-        scores.append(score_image(list(alphas), list(gts), name=str(idx)))
+    out: dict[str, float] = {}
+    for fuse, suffix in ((True, ""), (False, "_os1")):
+        scores = []
+        for idx, (image, gts) in enumerate(val.items):
+            alphas = normalise_sum(matte_people(net, image, gts >= 0.5, device=device, fuse=fuse))
+            scores.append(score_image(list(alphas), list(gts), name=str(idx)))
+        row = pool(scores, (0.5,))["0.5"]
+        out.update({f"IMQ_mad{suffix}": 100 * row["IMQ_mad"], f"IMQ_mse{suffix}": 100 * row["IMQ_mse"],
+                    f"RQ{suffix}": row["RQ"]})
     net.train(was)
-    row = pool(scores, (0.5,))["0.5"]
-    return {"IMQ_mad": 100 * row["IMQ_mad"], "IMQ_mse": 100 * row["IMQ_mse"], "RQ": row["RQ"]}
+    return out
 
 
 def normalise_sum(alphas: np.ndarray) -> np.ndarray:
@@ -325,19 +337,20 @@ class LiteTrainer:
         path = Path(self.cfg.out_dir) / "log.csv"
         new = not path.exists()
         with path.open("a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=["step", "seconds", "loss", "IMQ_mad", "IMQ_mse", "RQ"])
+            w = csv.DictWriter(fh, fieldnames=["step", "seconds", "loss", "IMQ_mad", "IMQ_mse", "RQ",
+                                               "IMQ_mad_os1", "IMQ_mse_os1", "RQ_os1"])
             if new:
                 w.writeheader()
             w.writerow(row)
 
     def _evaluate(self, t0: float, loss: float) -> None:
-        row = {"step": self.step, "seconds": round(time.perf_counter() - t0, 1), "loss": round(loss, 5),
-               "IMQ_mad": "", "IMQ_mse": "", "RQ": ""}
+        row = {"step": self.step, "seconds": round(time.perf_counter() - t0, 1), "loss": round(loss, 5)}
         if self.val is not None:
             v = validate(self.net, self.val, self.cfg.device)
             row.update({k: round(val, 3) for k, val in v.items()})
             self.log(f"step {self.step}: validation IMQ_mad {v['IMQ_mad']:.2f} IMQ_mse {v['IMQ_mse']:.2f} "
-                     f"RQ {v['RQ']:.3f}")
+                     f"RQ {v['RQ']:.3f}; OS1 head alone {v['IMQ_mad_os1']:.2f} / {v['IMQ_mse_os1']:.2f} / "
+                     f"{v['RQ_os1']:.3f}")
         self._log_row(row)
 
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -346,6 +359,9 @@ class LiteTrainer:
         loader = torch.utils.data.DataLoader(stream, batch_size=cfg.batch, num_workers=cfg.workers,
                                              pin_memory=cfg.device.startswith("cuda"),
                                              persistent_workers=cfg.workers > 0,
+                                             # fork after OpenCV / OpenMP / CUDA started threads can
+                                             # deadlock the workers: start them fresh
+                                             multiprocessing_context="spawn" if cfg.workers > 0 else None,
                                              prefetch_factor=4 if cfg.workers > 0 else None)
         for b in loader:
             yield {k: v.to(cfg.device, non_blocking=True) for k, v in b.items()}
@@ -379,6 +395,7 @@ class LiteTrainer:
                          f"{loss_ema:.4f}; " + ", ".join(f"{k} {v:.4f}" for k, v in parts.items()) + ")")
             if cfg.save_every and self.step % cfg.save_every == 0:
                 self.save(out / "lite_last.pth")
+                save_weights(self.net, out / "lite_weights_fp16.pth", meta={"step": self.step})
             if cfg.val_every and self.step % cfg.val_every == 0:
                 self._evaluate(t0, loss_ema)
         self.save(out / "lite_last.pth")
