@@ -17,7 +17,7 @@ import numpy as np
 
 TrimaskMode = Literal["union", "sum"]
 
-__all__ = ["TrimaskMode", "trimasks", "trimask"]
+__all__ = ["TrimaskMode", "trimask", "trimasks"]
 
 
 def trimasks(masks: np.ndarray, mode: TrimaskMode = "union", dtype=np.float32) -> np.ndarray:
