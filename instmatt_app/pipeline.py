@@ -9,9 +9,10 @@ Pure engine code (no Qt). Typical use::
     result = engine.refine(result, "cycle", order=[2, 0, 1])   # re-run refinement only
 
 Stages and their models come from the builder registry (:mod:`instmatt_app.nets.registry`):
-``detector`` (default | maskrcnn | sam), ``matter`` (default | instmatt). ``matting="auto"``
-picks the InstMatt network when the user added official-format weights, otherwise the embedded
-default. Expensive per-photo work is cached in an :class:`ImageContext` kept on the result, so
+``detector`` (default | maskrcnn | sam), ``matter`` (lite | parts | instmatt). ``matting="auto"``
+picks the InstMatt network when the user added official-format weights, otherwise our trained
+InstMatt-Lite network (shipped in ``models/``), otherwise the registry-parts matter (``parts``,
+RVM's human alpha split among the people; ``default`` is accepted as its old name). Expensive per-photo work is cached in an :class:`ImageContext` kept on the result, so
 re-matting one person or re-running cycle refinement with a new order reuses it.
 """
 from __future__ import annotations
@@ -53,8 +54,8 @@ class EngineError(RuntimeError):
 
 @dataclass
 class EngineConfig:
-    """device: auto | cpu | cuda. detector: default | maskrcnn | sam. matting: auto | default |
-    instmatt. refine: none | parallel | cycle (order: instance indices, first refined first).
+    """device: auto | cpu | cuda. detector: default | maskrcnn | sam. matting: auto | lite | parts
+    (alias: default) | instmatt. refine: none | parallel | cycle (order: instance indices, first refined first).
     trimask_mode: union (paper Eq. 5–6) | sum (official code; forced for official weights).
     max_side: working long side for the matting network (None = the backend's default).
     numpy_hugepages: let numpy ask the kernel for transparent huge pages for its large arrays
@@ -120,13 +121,19 @@ class Engine:
     # -- model selection -----------------------------------------------------------------
     @property
     def matting_name(self) -> str:
+        """The matter in use: instmatt (official-format weights), lite (our trained network) or
+        parts (the registry-parts matter)."""
         m = self.config.matting
         if m == "auto":
-            from instmatt_app.model_manager import user_model
+            from instmatt_app.model_manager import model_path, user_model
 
-            return "instmatt" if (self.config.weights.get("instmatt") or user_model("instmatt")) else "default"
-        if m not in ("default", "instmatt"):
-            raise EngineError(f"unknown matting backend {m!r} (use auto, default or instmatt)")
+            if self.config.weights.get("instmatt") or user_model("instmatt"):
+                return "instmatt"
+            return "lite" if (self.config.weights.get("lite") or model_path("instmatt-lite").is_file()) else "parts"
+        if m == "default":
+            return "parts"
+        if m not in ("lite", "parts", "instmatt"):
+            raise EngineError(f"unknown matting backend {m!r} (use auto, lite, parts or instmatt)")
         return m
 
     def _weights(self, kind: str) -> str | None:
@@ -166,7 +173,13 @@ class Engine:
                     opts["max_side"] = self.config.max_side
                 if self.config.official_postprocess:
                     opts["official_postprocess"] = True
-            self._matter = registry.build("matter", name, weights=weights, device=self.device, **opts)
+            elif name == "lite":
+                weights = self.config.weights.get("lite")
+            try:
+                self._matter = registry.build("matter", "default" if name == "parts" else name, weights=weights,
+                                              device=self.device, **opts)
+            except (OSError, ValueError) as exc:  # missing or corrupt weights file: say which
+                raise EngineError(f"matting {name}: {exc}") from None
         return self._matter
 
     @property
@@ -180,7 +193,7 @@ class Engine:
         from instmatt_app.model_manager import load_manifest
 
         used = {"detector": self.config.detector, "matting": self.matting_name}
-        if self.config.detector == "default" or self.matting_name == "default":
+        if self.config.detector == "default" or self.matting_name in ("parts", "lite"):
             for e in load_manifest():
                 used[e.name] = e.sha256[:12]
         for kind in ("instmatt", "maskrcnn", "sam"):
@@ -198,7 +211,7 @@ class Engine:
         if self.matting_name != "instmatt" and self.config.refine != "none":
             with contextlib.suppress(registry.UnknownModelError):  # a warning when a photo is matted
                 _ = self.refiner
-        if (detector and self.config.detector == "default") or self.matting_name == "default":
+        if (detector and self.config.detector == "default") or self.matting_name == "parts":
             # the embedded models load lazily: load them now, not during the first photo (the pose
             # landmarker's first call also imports mediapipe's task runtime, ≈ 0.6 s)
             from instmatt_app.nets import embedded
@@ -405,6 +418,7 @@ class Engine:
         order = self._order(len(masks), order)
         t0 = time.perf_counter()
         out = self._call_with_fallback("_matte", result.image, masks, ctx, mode, order)
+        self._bind_edits(out, masks, result)
         sources = [(inst.box, inst.score, inst.source) for inst in result.instances] + \
                   [(d.box, d.score, d.source) for d in added]
         for i, (box, score, source) in enumerate(sources):
@@ -417,6 +431,28 @@ class Engine:
         timings = dict(result.timings, refine=time.perf_counter() - t0)
         return MattingResult(image=result.image, instances=instances, order=order, refine_mode=mode,
                              device=self.device, timings=timings, models=result.models, extras=result.extras)
+
+
+    @staticmethod
+    def _bind_edits(out: np.ndarray, masks: np.ndarray, result: MattingResult) -> None:
+        """Make the user's guidance edits binding, in place on ``out`` ((k, H, W) alphas or
+        (k, 3, H, W) tri-mattes, α_t used): where a person's coarse mask lost coverage c compared
+        with ``result`` (painted "background" or "another person"), its alpha is scaled by 1 − c;
+        where it gained coverage c (painted "this person"), its alpha is at least c. A matter that
+        learned to correct imperfect masks (InstMatt-Lite was trained with perturbed guidance) would
+        otherwise treat a deliberate edit as a mask error. The consistency step (Σα ≤ 1) follows."""
+        alphas = out[:, 0] if out.ndim == 4 else out
+        for i, inst in enumerate(result.instances):
+            old = np.asarray(inst.coarse_mask, np.float32)
+            diff = masks[i] - old
+            ys, xs = np.nonzero(np.abs(diff) > 1e-3)
+            if ys.size == 0:
+                continue
+            sl = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+            d = diff[sl]
+            a = alphas[i][sl]
+            a *= 1.0 - np.clip(-d, 0.0, 1.0)
+            np.maximum(a, np.clip(d, 0.0, 1.0), out=a)
 
 
 _HUGE_PAGES_LOCK = threading.Lock()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 HELP = "benchmark the engine on a HIM2K-layout (IMQ) or COCO-style (recognition) data set"
 
-_METHODS = {"all": ("masks", "default", "instmatt"), "default": ("masks", "default"),
+_METHODS = {"all": ("masks", "parts", "lite", "instmatt"), "parts": ("masks", "parts"),
+            "default": ("masks", "parts"), "lite": ("masks", "lite"), "lite+parts": ("masks", "parts", "lite"),
             "instmatt": ("masks", "instmatt"), "masks": ("masks",)}
 
 
@@ -17,8 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="images/<subset>/<name>.jpg with alphas/<subset>/<name>/NN.png (HIM2K: IMQ) "
                         "or masks/<subset>/<name>/NN.png (COCO-style: recognition only)")
     p.add_argument("--matting", choices=sorted(_METHODS), default="all",
-                   help="methods to measure; the 'masks only' baseline (coarse masks as mattes) is always "
-                        "included; 'all' = masks, default, and instmatt when its weights are installed")
+                   help="methods to measure, all on the default detector's masks; the 'masks only' baseline "
+                        "(coarse masks as mattes) is always included; lite = our trained network, parts = the "
+                        "registry-parts matter (old name: default); 'all' = masks, parts, lite, and instmatt when "
+                        "its weights are installed")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="first N images only")
     p.add_argument("-o", "--out", default=None, metavar="REPORT_DIR",
                    help="report folder (default bench-out/<dataset folder name>)")

@@ -24,9 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(instance i = i-th mask file in name order)")
     p.add_argument("--detector", default="default", choices=["default", "maskrcnn", "sam"],
                    help="person detector (maskrcnn/sam need weights added with `instmatt models add`)")
-    p.add_argument("--matting", default="auto", choices=["auto", "default", "instmatt"],
-                   help="matting backend: the InstMatt network (needs weights) or the embedded default; "
-                        "auto = instmatt when its weights are installed")
+    p.add_argument("--matting", default="auto", choices=["auto", "lite", "parts", "default", "instmatt"],
+                   help="matting backend: lite = our trained InstMatt-Lite network (shipped), parts = the "
+                        "registry-parts matter (RVM's alpha split among the people; old name: default), "
+                        "instmatt = the official network (needs weights); auto = instmatt when its weights "
+                        "are installed, else lite")
     p.add_argument("--refine", default="parallel", choices=["none", "parallel", "cycle"],
                    help="multi-instance refinement (default parallel)")
     p.add_argument("--order", default=None, metavar="I,J,...",

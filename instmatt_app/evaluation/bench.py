@@ -138,55 +138,53 @@ def find_dataset(root: str | os.PathLike, limit: int | None = None) -> Dataset:
 
 # --------------------------------------------------------------------------- predictors
 
-def engine_predictor(methods: Sequence[str] = ("masks", "default", "instmatt"), device: str = "cpu",
+MATTERS = ("parts", "lite", "instmatt")
+
+
+def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instmatt"), device: str = "cpu",
                      refine: str = "parallel") -> tuple[Callable[[np.ndarray], BenchPrediction], list[str]]:
     """Predictor over the engine: returns (predict, notes).
 
-    "masks": the default detector's coarse masks used as mattes (the paper's Mask R-CNN row);
-    "default": the embedded default engine; "instmatt": the InstMatt network on the same coarse
-    masks, when its weights are installed (otherwise skipped with a note, or an error when it is
-    asked for without "default").
+    The default detector runs once per photo; every matter then works on the same coarse masks.
+    "masks": those coarse masks used as mattes (the paper's Mask R-CNN row); "parts": the
+    registry-parts matter (RVM's human alpha split among the people; "default" is its old name);
+    "lite": our trained InstMatt-Lite network; "instmatt": the InstMatt network, when its official
+    weights are installed (otherwise skipped with a note, or an error when asked for alone).
     """
     from instmatt_app.model_manager import user_model
     from instmatt_app.nets.image_context import ImageContext
     from instmatt_app.pipeline import Engine, EngineConfig
 
     notes: list[str] = []
-    methods = list(methods)
-    default = Engine(EngineConfig(device=device, matting="default", refine=refine))
-    inst = None
-    if "instmatt" in methods:
-        if user_model("instmatt"):
-            inst = Engine(EngineConfig(device=device, matting="instmatt", refine=refine))
-        elif "default" not in methods:  # asked for explicitly, not as one of "all"
-            raise BenchInputError("--matting instmatt needs the InstMatt weights: add them with "
-                                  "`instmatt models add instmatt FILE`")
-        else:
+    methods = ["parts" if m == "default" else m for m in methods]
+    base = Engine(EngineConfig(device=device, matting="parts", refine=refine))
+    engines: dict[str, Engine] = {}
+    for m in MATTERS:
+        if m not in methods:
+            continue
+        if m == "instmatt" and not user_model("instmatt"):
+            if len([x for x in methods if x in MATTERS]) == 1:
+                raise BenchInputError("--matting instmatt needs the InstMatt weights: add them with "
+                                      "`instmatt models add instmatt FILE`")
             notes.append("InstMatt network: weights not installed, not measured")
+            continue
+        engines[m] = base if m == "parts" else Engine(EngineConfig(device=device, matting=m, refine=refine))
 
     def predict(image: np.ndarray) -> BenchPrediction:
         out: dict[str, np.ndarray] = {}
         timings: dict[str, float] = {}
         H, W = image.shape[:2]
-        if "default" in methods:
-            r = default.run(image)
-            coarse = (np.stack([i.coarse_mask for i in r.instances]).astype(np.float32)
-                      if r.instances else np.zeros((0, H, W), np.float32))
-            out["default"] = r.alphas if r.instances else np.zeros((0, H, W), np.float32)
-            timings.update({f"default:{k}": v for k, v in r.timings.items()})
-            timings[f"{MASKS_ONLY}:detect"] = r.timings.get("detect", 0.0)
-        else:
-            t0 = time.perf_counter()
-            dets = default.detector.detect(image, context=ImageContext(image))
-            coarse = (np.stack([d.mask for d in dets]).astype(np.float32) if dets
-                      else np.zeros((0, H, W), np.float32))
-            timings[f"{MASKS_ONLY}:detect"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        dets = base.detector.detect(image, context=ImageContext(image))
+        coarse = (np.stack([d.mask for d in dets]).astype(np.float32) if dets
+                  else np.zeros((0, H, W), np.float32))
+        timings[f"{MASKS_ONLY}:detect"] = time.perf_counter() - t0
         if "masks" in methods:
             out[MASKS_ONLY] = coarse
-        if inst is not None:
-            r2 = inst.run(image, masks=coarse)
-            out["instmatt"] = r2.alphas if r2.instances else np.zeros((0, H, W), np.float32)
-            timings.update({f"instmatt:{k}": v for k, v in r2.timings.items() if k != "detect"})
+        for name, engine in engines.items():
+            r = engine.run(image, masks=coarse)
+            out[name] = r.alphas if r.instances else np.zeros((0, H, W), np.float32)
+            timings.update({f"{name}:{k}": v for k, v in r.timings.items() if k != "detect"})
         return BenchPrediction(out, timings)
 
     return predict, notes

@@ -15,7 +15,11 @@ Structure (InstMatt, paper §3.1–3.2, sized for a 2-core CPU):
   then OS1 in the next band; :func:`instmatt_app.nets.progressive.progressive_fusion`).
 * **Guided upsampling**: with ``downsample_ratio`` < 1 the network runs at the reduced size and RVM's
   deep guided filter brings the tri-matte back to the input resolution; its channels are fed as
-  (α_r, α_b, α_t + α_r, α_t) so the target alpha uses the filter's pretrained alpha slot.
+  (α_r, α_b, α_t + α_r, α_t) so the target alpha uses the filter's pretrained alpha slot. Its
+  output is accepted only in the uncertainty band of the low-resolution tri-matte (elsewhere the
+  tri-matte is 0 or 1 and upsampled bilinearly): in flat regions the filter's linear model would
+  copy photo texture into the alpha. (The shipped weights were trained without this restriction;
+  ``band_only = False`` gives that behaviour.)
 * The multi-instance refinement (parallel / cycle) runs after the network, on the assembled
   per-person mattes (:mod:`instmatt_app.nets.default_refiner`).
 
@@ -30,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from instmatt_app.nets.progressive import progressive_fusion
+from instmatt_app.nets.progressive import OS1_KERNEL, progressive_fusion, uncertainty_band
 from instmatt_app.nets.rvm_torch import LRASPP, MEAN, STD, Decoder, DeepGuidedFilter, Encoder, RVM
 
 __all__ = ["LiteMatteNet", "LiteOutput", "lite_from_rvm", "ARCHITECTURE"]
@@ -64,6 +68,7 @@ class LiteMatteNet(nn.Module):
         self.head_os4 = nn.Sequential(nn.Conv2d(40, 16, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(16, 3, 1))
         self.head_os1 = nn.Conv2d(16, 3, 1)
         self.refiner = DeepGuidedFilter()
+        self.band_only = True
         for head in (self.head_os8, self.head_os4):
             nn.init.zeros_(head[-1].weight)
             with torch.no_grad():
@@ -91,6 +96,14 @@ class LiteMatteNet(nn.Module):
             y = torch.stack([low[:, 1], low[:, 2], low[:, 0] + low[:, 1], low[:, 0]], 1)
             y = self.refiner(image, src_sm[:, :3], y, hid)
             fused = torch.stack([y[:, 3], y[:, 0], y[:, 1]], 1)
+            if self.band_only:
+                # the guided filter's linear model copies photo texture into flat alpha: accept its
+                # output only in the uncertainty band of the low-resolution tri-matte (as InstMatt
+                # accepts its refiner's output only in the band), bilinear upsampling elsewhere
+                full = image.shape[2:]
+                band = F.interpolate(uncertainty_band(low.detach().float(), OS1_KERNEL).float(), full,
+                                     mode="nearest") > 0.5
+                fused = torch.where(band, fused, F.interpolate(low, full, mode="bilinear", align_corners=False))
         else:
             fused = low
         if not self.training:

@@ -77,6 +77,7 @@ def _load_builtin() -> None:
 _BUILTIN_MODULES = [
     "instmatt_app.nets.default_detector",
     "instmatt_app.nets.default_matter",
+    "instmatt_app.nets.lite_matter",
     "instmatt_app.nets.default_refiner",
     "instmatt_app.nets.instmatt_backend",
     "instmatt_app.nets.maskrcnn",

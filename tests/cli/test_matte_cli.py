@@ -24,7 +24,7 @@ def test_matte_sample_writes_everything(tmp_path):
     tri = np.asarray(Image.open(out / "trimattes/two_portraits/01.png")).astype(int)
     assert tri.shape == (640, 1186, 3) and np.abs(tri.sum(2) - 255).max() <= 2  # α_t + α_r + α_b = 1
     meta = json.loads((out / "two_portraits.json").read_text())
-    assert len(meta["people"]) == 2 and meta["models"]["matting"] == "default"
+    assert len(meta["people"]) == 2 and meta["models"]["matting"] == "lite"
     assert {"detect", "matte", "total"} <= set(meta["timings_s"])
 
 
