@@ -182,8 +182,17 @@ def overlap_region(gts: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- ablation
-def run_ablation(items: list[dict], kind: str, config: RefinerConfig, detector=None, verbose=False) -> dict:
-    matter = DefaultMatter()
+def build_matter(name: str):
+    """The matter under test: "parts" (registry parts, the default before InstMatt-Lite) or "lite"."""
+    if name == "parts":
+        return DefaultMatter()
+    from instmatt_app.nets import registry
+    return registry.build("matter", name)
+
+
+def run_ablation(items: list[dict], kind: str, config: RefinerConfig, detector=None, verbose=False,
+                 matter_name: str = "parts") -> dict:
+    matter = build_matter(matter_name)
     refiner = DefaultRefiner(config=config)
     scores = {r: [] for r in ROWS}
     ov_err = {r: [0.0, 0.0, 0] for r in ROWS}  # sum |e|, sum e², count (instance-pixels)
@@ -313,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--side", type=int, default=1280, help="long side of the --speed photo (px)")
     ap.add_argument("--json", type=Path, help="also write the tables here")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--matter", default="parts", choices=["parts", "lite"],
+                    help="matter whose tri-mattes are refined: parts (registry parts) or lite (InstMatt-Lite)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="RefinerConfig overrides")
     args = ap.parse_args(argv)
     opts = {}
@@ -326,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     items = load_set(args.data, args.cutouts)
     if args.limit:
         items = items[:args.limit]
-    out = {"data": str(args.data), "config": opts}
+    out = {"data": str(args.data), "config": opts, "matter": args.matter}
     if args.speed:
         DefaultRefiner(config=config)  # import cost outside the timing
         from pymatting import cf_laplacian  # noqa: F401  (numba compile cache)
@@ -338,9 +349,9 @@ def main(argv: list[str] | None = None) -> int:
             from instmatt_app.nets import registry
             detector = registry.build("detector", "default")
         for kind in args.masks:
-            table = run_ablation(items, kind, config, detector, args.verbose)
+            table = run_ablation(items, kind, config, detector, args.verbose, matter_name=args.matter)
             out[kind] = table
-            print_table(f"{args.data.name}: {len(items)} images, masks = {kind}", table)
+            print_table(f"{args.data.name}: {len(items)} images, masks = {kind}, matter = {args.matter}", table)
     if args.json:
         from instmatt_app.io.atomic import atomic_open
         with atomic_open(args.json, "w") as f:

@@ -145,7 +145,8 @@ def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instma
                      refine: str = "parallel") -> tuple[Callable[[np.ndarray], BenchPrediction], list[str]]:
     """Predictor over the engine: returns (predict, notes).
 
-    The default detector runs once per photo; every matter then works on the same coarse masks.
+    The default detector runs once per photo (or ``predict(image, masks=...)`` gives reference
+    masks); every matter then works on the same coarse masks.
     "masks": those coarse masks used as mattes (the paper's Mask R-CNN row); "parts": the
     registry-parts matter (RVM's human alpha split among the people; "default" is its old name);
     "lite": our trained InstMatt-Lite network; "instmatt": the InstMatt network, when its official
@@ -170,15 +171,18 @@ def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instma
             continue
         engines[m] = base if m == "parts" else Engine(EngineConfig(device=device, matting=m, refine=refine))
 
-    def predict(image: np.ndarray) -> BenchPrediction:
+    def predict(image: np.ndarray, masks: np.ndarray | None = None) -> BenchPrediction:
         out: dict[str, np.ndarray] = {}
         timings: dict[str, float] = {}
         H, W = image.shape[:2]
-        t0 = time.perf_counter()
-        dets = base.detector.detect(image, context=ImageContext(image))
-        coarse = (np.stack([d.mask for d in dets]).astype(np.float32) if dets
-                  else np.zeros((0, H, W), np.float32))
-        timings[f"{MASKS_ONLY}:detect"] = time.perf_counter() - t0
+        if masks is not None:           # reference masks: the same guidance for every matter
+            coarse = np.asarray(masks, np.float32)
+        else:
+            t0 = time.perf_counter()
+            dets = base.detector.detect(image, context=ImageContext(image))
+            coarse = (np.stack([d.mask for d in dets]).astype(np.float32) if dets
+                      else np.zeros((0, H, W), np.float32))
+            timings[f"{MASKS_ONLY}:detect"] = time.perf_counter() - t0
         if "masks" in methods:
             out[MASKS_ONLY] = coarse
         for name, engine in engines.items():
@@ -250,12 +254,34 @@ def _read_gt(paths: Sequence[Path]) -> list[np.ndarray]:
     return [imq.read_alpha_raw(p) for p in paths]
 
 
-def run_bench(dataset: Dataset, predict: Callable[[np.ndarray], Any], name: str = "default",
-              keep_worst: int = 3, progress: Callable[[int, int, str], None] | None = None) -> BenchResult:
+def reference_masks(sample: BenchSample, source: str, shape: tuple[int, int]) -> np.ndarray:
+    """Coarse masks given to every method instead of the detector's (``instmatt bench --masks``).
+
+    source "gt": the sample's GT instances binarised at 0.5 (alpha ≥ 128): every matter gets the
+    same exact guidance, so the number measures matting alone. Any other value is a folder holding
+    ``<name>/NN.png`` per image (masks from another tool, as ``instmatt matte --masks``), ≥ 128 = in.
+    Returns (k, H, W) float32 {0, 1}."""
+    files = sample.gt if source == "gt" else sorted((Path(source) / sample.name).glob("*.png"))
+    if source != "gt" and not files:
+        raise BenchInputError(f"{Path(source) / sample.name}: no mask PNGs for image {sample.name}")
+    masks = [imq.read_alpha_raw(f) for f in files]
+    out = np.zeros((len(masks),) + shape, np.float32)
+    for i, (f, m) in enumerate(zip(files, masks)):
+        if m.shape != shape:
+            raise BenchInputError(f"{f}: size {m.shape[1]}x{m.shape[0]} differs from the image ({shape[1]}x{shape[0]})")
+        limit = 128 if m.dtype == np.uint8 else (32768 if m.dtype == np.uint16 else 0.5)
+        out[i] = m >= limit
+    return out
+
+
+def run_bench(dataset: Dataset, predict: Callable[..., Any], name: str = "default",
+              keep_worst: int = 3, progress: Callable[[int, int, str], None] | None = None,
+              masks: str | None = None) -> BenchResult:
     """Run ``predict`` on every image of ``dataset`` and score every method it returns.
 
     keep_worst: how many of the worst images (per-image IMQ_mad of the first non-baseline
-    method) keep their mattes in memory for the report.
+    method) keep their mattes in memory for the report. masks: None (each method finds the people
+    itself), "gt" or a folder: ``predict(image, masks=...)`` gets :func:`reference_masks`.
     """
     per_image: dict[str, list] = {}
     timings: dict[str, list[float]] = {}
@@ -270,7 +296,10 @@ def run_bench(dataset: Dataset, predict: Callable[[np.ndarray], Any], name: str 
                 raise BenchInputError(f"{p}: size {g.shape[1]}x{g.shape[0]} differs from the image "
                                       f"{s.image} ({image.shape[1]}x{image.shape[0]})")
         t0 = time.perf_counter()
-        pred = as_prediction(predict(image), name)
+        if masks is None:
+            pred = as_prediction(predict(image), name)
+        else:
+            pred = as_prediction(predict(image, masks=reference_masks(s, masks, image.shape[:2])), name)
         wall = time.perf_counter() - t0
         timings.setdefault("wall per image", []).append(wall)
         for k, v in pred.timings.items():

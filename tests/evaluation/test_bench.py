@@ -156,3 +156,26 @@ def test_instmatt_without_weights(monkeypatch):
         bench.engine_predictor(("masks", "instmatt"))
     _, notes = bench.engine_predictor(("masks", "default", "instmatt"))
     assert notes == ["InstMatt network: weights not installed, not measured"]
+
+
+def test_reference_masks_are_given_to_the_predictor(tiny_him2k, tmp_path):
+    """--masks gt: every method gets the GT instances binarised at 0.5 instead of detecting."""
+    seen = []
+
+    def predict(image, masks=None):
+        seen.append(masks)
+        return bench.BenchPrediction({"echo": masks})
+
+    ds = bench.find_dataset(tiny_him2k)
+    res = bench.run_bench(ds, predict, masks="gt")
+    assert [len(m) for m in seen] == [1, 2, 3]
+    assert all(set(np.unique(m)) <= {0.0, 1.0} and m.dtype == np.float32 for m in seen)
+    assert res.summary["echo"]["0.5"]["RQ"] == pytest.approx(1.0, abs=1e-6)   # every person matched
+    # a folder of masks: <name>/NN.png; a missing image folder is a clear error
+    folder = tmp_path / "masks"
+    (folder / "im0").mkdir(parents=True)
+    cv2.imwrite(str(folder / "im0" / "00.png"), np.full((60, 90), 255, np.uint8))
+    m = bench.reference_masks(ds.samples[0], str(folder), (60, 90))
+    assert m.shape == (1, 60, 90) and m.min() == 1.0
+    with pytest.raises(bench.BenchInputError, match="no mask PNGs"):
+        bench.reference_masks(ds.samples[1], str(folder), (60, 90))

@@ -85,3 +85,34 @@ def test_person_crop_and_matte_people_shapes():
     assert out.shape == (2, 120, 160) and out.dtype == np.float32
     assert out.min() >= 0 and out.max() <= 1
     assert matte_people(net, image, np.zeros((0, 120, 160), bool)).shape == (0, 120, 160)
+
+
+def test_lite_matter_is_registered_and_mattes_a_real_photo(data_dir):
+    """The shipped weights load through the registry and matte two people of a real photo."""
+    import cv2
+
+    from instmatt_app.nets import registry
+
+    matter = registry.build("matter", "lite")
+    img = cv2.cvtColor(cv2.imread(str(data_dir / "synthetic/images/comp/dev_0003.jpg")), cv2.COLOR_BGR2RGB)
+    gts = sorted((data_dir / "synthetic/alphas/comp/dev_0003").glob("*.png"))
+    gt = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in gts]).astype(np.float32) / 255
+    masks = (gt >= 0.5).astype(np.float32)
+    alphas = matter.alphas(img, masks)
+    assert alphas.shape == gt.shape and alphas.dtype == np.float32
+    assert alphas.sum(0).max() <= 1.0 + 1e-5
+    for a, g in zip(alphas, gt):
+        iou = ((a > 0.5) & (g > 0.5)).sum() / ((a > 0.5) | (g > 0.5)).sum()
+        assert iou > 0.9                                   # each person is found where it is
+        edge = (g > 0.05) & (g < 0.95)
+        assert np.abs(a[edge] - g[edge]).mean() < 0.25     # soft edges follow the true matte
+        assert ((a > 0.02) & (a < 0.98)).sum() > 0.5 * edge.sum()   # and are soft, not a cut-out
+    tri = matter.matte(img, masks)
+    np.testing.assert_allclose(tri.sum(1), 1.0, atol=1e-5)
+
+
+def test_engine_uses_the_trained_network_by_default():
+    from instmatt_app.pipeline import Engine, EngineConfig
+
+    assert Engine(EngineConfig(device="cpu")).matting_name == "lite"
+    assert Engine(EngineConfig(device="cpu", matting="default")).matting_name == "parts"
