@@ -80,16 +80,22 @@ def _run_lite(args: argparse.Namespace) -> int:
                           long_side=args.long_side, workers=args.workers, device=args.device, seed=args.seed,
                           log_every=args.log_every, val_every=args.val_every, val_images=args.val_images,
                           save_every=args.save_every)
+    return _fit(lambda: LiteTrainer(cfg).fit(), (synth.SynthInputError, LiteWeightsError, RVMWeightError, ValueError),
+                args.out, "steps")
+
+
+def _fit(fit, errors: tuple, out: str, unit: str) -> int:
+    """Run a trainer's fit; expected failures and Ctrl-C become messages and exit codes."""
     try:
-        history = LiteTrainer(cfg).fit()
-    except (synth.SynthInputError, LiteWeightsError, RVMWeightError, ValueError) as exc:
+        history = fit()
+    except errors as exc:
         print(f"instmatt train: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("instmatt train: interrupted; the last saved checkpoint is in " + args.out, file=sys.stderr)
+        print("instmatt train: interrupted; the last saved checkpoint is in " + out, file=sys.stderr)
         return 130
     if history:
-        print(f"loss: first {history[0]:.4f}, last {history[-1]:.4f} over {len(history)} steps")
+        print(f"loss: first {history[0]:.4f}, last {history[-1]:.4f} over {len(history)} {unit}")
     return 0
 
 
@@ -112,20 +118,12 @@ def run(args: argparse.Namespace) -> int:
                          t_max=95_000 if stage2 else 198_000, save_every=args.save_every,
                          log_every=args.log_every, device=args.device, seed=args.seed,
                          init=args.init, resume=args.resume)
-    try:
+    def fit() -> list[float]:
         settings = synth.SynthSettings()
         settings.long_side = args.long_side
         settings.check_long_side = min(settings.check_long_side, args.long_side[1])
         generator = synth.SyntheticGenerator(synth.CutoutLibrary(args.cutouts),
                                              synth.BackgroundLibrary(args.backgrounds), settings)
-        trainer = Trainer(config, TrainingData(generator, crop, seed=args.seed, fixed=args.overfit_one))
-        history = trainer.fit()
-    except (synth.SynthInputError, CheckpointError, ValueError) as exc:
-        print(f"instmatt train: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("instmatt train: interrupted; the last saved checkpoint is in " + args.out, file=sys.stderr)
-        return 130
-    if history:
-        print(f"loss: first {history[0]:.4f}, last {history[-1]:.4f} over {len(history)} iterations")
-    return 0
+        return Trainer(config, TrainingData(generator, crop, seed=args.seed, fixed=args.overfit_one)).fit()
+
+    return _fit(fit, (synth.SynthInputError, CheckpointError, ValueError), args.out, "iterations")
