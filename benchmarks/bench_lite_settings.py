@@ -14,16 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from instmatt_app.evaluation.imq import pool, score_image  # noqa: E402
-from instmatt_app.nets.lite_matter import FLOOR, load_lite, matte_people  # noqa: E402
-from instmatt_app.nets.lite_train import ValidationSet, _to_u8, normalise_sum  # noqa: E402
+from instmatt_app.evaluation.imq import pool, score_image
+from instmatt_app.nets.lite_matter import FLOOR, load_lite, matte_people
+from instmatt_app.nets.lite_train import ValidationSet, _to_u8, normalise_sum
 
 # (label, fine_side, base_side, band_only guided filter, floor, solid core)
 SETTINGS = [

@@ -12,8 +12,9 @@ Stages and their models come from the builder registry (:mod:`instmatt_app.nets.
 ``detector`` (default | maskrcnn | sam), ``matter`` (lite | parts | instmatt). ``matting="auto"``
 picks the InstMatt network when the user added official-format weights, otherwise our trained
 InstMatt-Lite network (shipped in ``models/``), otherwise the registry-parts matter (``parts``,
-RVM's human alpha split among the people; ``default`` is accepted as its old name). Expensive per-photo work is cached in an :class:`ImageContext` kept on the result, so
-re-matting one person or re-running cycle refinement with a new order reuses it.
+RVM's human alpha split among the people; ``default`` is accepted as its old name). Expensive
+per-photo work is cached in an :class:`ImageContext` kept on the result, so re-matting one person
+or re-running cycle refinement with a new order reuses it.
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class EngineError(RuntimeError):
 @dataclass
 class EngineConfig:
     """device: auto | cpu | cuda. detector: default | maskrcnn | sam. matting: auto | lite | parts
-    (alias: default) | instmatt. refine: none | parallel | cycle (order: instance indices, first refined first).
+    (alias: default) | instmatt. refine: none | parallel | cycle (order: instance indices, first
+    refined first).
     trimask_mode: union (paper Eq. 5–6) | sum (official code; forced for official weights).
     max_side: working long side for the matting network (None = the backend's default).
     numpy_hugepages: let numpy ask the kernel for transparent huge pages for its large arrays

@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     print(file=sys.stderr)
     res.notes.extend(notes)
     if args.masks is not None:
-        res.notes.append(f"coarse masks given to every method: {'GT instances binarised at 0.5' if args.masks == 'gt' else args.masks} "
+        given = "GT instances binarised at 0.5" if args.masks == "gt" else args.masks
+        res.notes.append(f"coarse masks given to every method: {given} "
                          "(the detector was not used; 'masks only' = those masks as mattes)")
     print(bench.format_table(res))
     for note in res.notes:

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from instmatt_app.cli.synth_cmd import _range  # the LO,HI parser shared with `instmatt synth`
+from instmatt_app.cli.synth_cmd import (
+    _range,  # the LO,HI parser shared with `instmatt synth`
+)
 
 HELP = "train InstMatt (official network, stages 1/2) or InstMatt-Lite on on-the-fly composites"
 

@@ -20,16 +20,16 @@ returning the tuple ``(alphas, coarse_masks, timings)``, which is read as method
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import platform
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -40,15 +40,15 @@ from instmatt_app.io.image_io import IMAGE_SUFFIXES, ImageLoadError, load_image
 __all__ = [
     "BenchInputError",
     "BenchPrediction",
+    "BenchResult",
     "BenchSample",
     "Dataset",
-    "find_dataset",
     "engine_predictor",
+    "find_dataset",
+    "format_table",
     "recognition_counts",
     "run_bench",
-    "BenchResult",
     "write_report",
-    "format_table",
 ]
 
 MASKS_ONLY = "masks only"

@@ -29,7 +29,7 @@ from instmatt_app.nets.image_context import ImageContext
 from instmatt_app.nets.lite_model import ARCHITECTURE, LiteMatteNet
 from instmatt_app.nets.registry import register
 
-__all__ = ["LiteWeightsError", "LiteMatter", "load_lite", "person_crop", "matte_people"]
+__all__ = ["LiteMatter", "LiteWeightsError", "load_lite", "matte_people", "person_crop"]
 
 FLOOR = 2.0 / 255.0
 

@@ -34,10 +34,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from instmatt_app.nets.progressive import OS1_KERNEL, progressive_fusion, uncertainty_band
-from instmatt_app.nets.rvm_torch import LRASPP, MEAN, STD, Decoder, DeepGuidedFilter, Encoder, RVM
+from instmatt_app.nets.progressive import (
+    OS1_KERNEL,
+    progressive_fusion,
+    uncertainty_band,
+)
+from instmatt_app.nets.rvm_torch import (
+    LRASPP,
+    MEAN,
+    RVM,
+    STD,
+    Decoder,
+    DeepGuidedFilter,
+    Encoder,
+)
 
-__all__ = ["LiteMatteNet", "LiteOutput", "lite_from_rvm", "ARCHITECTURE"]
+__all__ = ["ARCHITECTURE", "LiteMatteNet", "LiteOutput", "lite_from_rvm"]
 
 ARCHITECTURE = "instmatt-lite-rvm-mnv3-v1"
 
@@ -85,7 +97,7 @@ class LiteMatteNet(nn.Module):
         x = torch.cat([(src_sm[:, :3] - self.mean) / self.std, src_sm[:, 3:]], 1)
         f1, f2, f3, f4 = self.encoder(x)
         f4 = self.aspp(f4)
-        hid, (x1, x2, x3, x4), _ = self.decoder(src_sm, f1, f2, f3, f4)
+        hid, (_, x2, x3, _), _ = self.decoder(src_sm, f1, f2, f3, f4)
         size = hid.shape[2:]
         os8 = F.interpolate(self.head_os8(x3), size, mode="bilinear", align_corners=False)
         os4 = F.interpolate(self.head_os4(x2), size, mode="bilinear", align_corners=False)

@@ -27,19 +27,24 @@ import csv
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from instmatt_app.nets.instmatt_train import _external_cutmask, _weighted_l1, laplacian_loss, tri_composition
+from instmatt_app.nets.instmatt_train import (
+    _external_cutmask,
+    _weighted_l1,
+    laplacian_loss,
+    tri_composition,
+)
 from instmatt_app.nets.lite_model import ARCHITECTURE, LiteMatteNet, lite_from_rvm
 
-__all__ = ["LiteTrainConfig", "LiteSamples", "lite_losses", "validate", "LiteTrainer", "save_weights"]
+__all__ = ["LiteSamples", "LiteTrainConfig", "LiteTrainer", "lite_losses", "save_weights", "validate"]
 
 
 @dataclass
@@ -146,7 +151,7 @@ class LiteSamples:
             gt_t = tc["gt"][0]
             unknown = ((gt_t > 0.01) & (gt_t < 0.99)).astype(np.uint8)
             unknown = cv2.dilate(unknown, np.ones((9, 9), np.uint8))[None].astype(np.float32)
-            chw = lambda x: np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)  # noqa: E731
+            chw = lambda x: np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
             out.append({"image": chw(image[sl]), "background": chw(background[sl]), "gt": tc["gt"],
                         "trimask": tc["trimask"].astype(np.float32), "fg_t": chw(tc["fg_t"]),
                         "fg_r": chw(tc["fg_r"]), "unknown": unknown})
@@ -161,7 +166,12 @@ def _make_generator(cutouts: str, backgrounds: str, long_side: tuple[int, int], 
                     matte_weight: int = 1):
     """A generator over the cut-outs; ``matte_weight`` > 1 draws the cut-outs that came with a real
     matte (P3M portraits, names ``p_*``) that many times as often as the soft-polygon COCO people."""
-    from instmatt_app.evaluation.synth import BackgroundLibrary, CutoutLibrary, SynthSettings, SyntheticGenerator
+    from instmatt_app.evaluation.synth import (
+        BackgroundLibrary,
+        CutoutLibrary,
+        SyntheticGenerator,
+        SynthSettings,
+    )
 
     lib = CutoutLibrary(cutouts)
     if matte_weight > 1:
@@ -220,8 +230,8 @@ class ValidationSet:
 
 def validate(net: LiteMatteNet, val: ValidationSet, device: str = "cpu") -> dict[str, float]:
     """IMQ (mad, mse; IoU 0.5) of the network's mattes with guidance from the GT (alpha ≥ 0.5),
-    after Σα ≤ 1 is enforced; keys IMQ_mad, IMQ_mse, RQ (progressive fusion) and the same with
-    the suffix ``_os1`` (the OS1 head alone)."""
+    after Σα ≤ 1 is enforced, rounded to 8 bit as ``instmatt matte`` writes them; keys IMQ_mad,
+    IMQ_mse, RQ (progressive fusion) and the same with the suffix ``_os1`` (the OS1 head alone)."""
     from instmatt_app.evaluation.imq import pool, score_image
     from instmatt_app.nets.lite_matter import matte_people
 
@@ -232,12 +242,17 @@ def validate(net: LiteMatteNet, val: ValidationSet, device: str = "cpu") -> dict
         scores = []
         for idx, (image, gts) in enumerate(val.items):
             alphas = normalise_sum(matte_people(net, image, gts >= 0.5, device=device, fuse=fuse))
-            scores.append(score_image(list(alphas), list(gts), name=str(idx)))
+            # scored as the written 8-bit PNGs would be (IMQ binarises instances at alpha > 0)
+            scores.append(score_image(list(_to_u8(alphas)), list(_to_u8(gts)), name=str(idx)))
         row = pool(scores, (0.5,))["0.5"]
         out.update({f"IMQ_mad{suffix}": 100 * row["IMQ_mad"], f"IMQ_mse{suffix}": 100 * row["IMQ_mse"],
                     f"RQ{suffix}": row["RQ"]})
     net.train(was)
     return out
+
+
+def _to_u8(a: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def normalise_sum(alphas: np.ndarray) -> np.ndarray:
@@ -372,7 +387,7 @@ class LiteTrainer:
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         deadline = t0 + cfg.minutes * 60 if cfg.minutes else float("inf")
-        if self.step == 0:
+        if self.step == 0 and cfg.val_every:
             self._evaluate(t0, float("nan"))
         loss_ema = float("nan")
         for b in self.batches():
@@ -402,5 +417,6 @@ class LiteTrainer:
         save_weights(self.net, out / "lite_weights_fp16.pth", meta={"step": self.step})
         if not (cfg.val_every and self.step % cfg.val_every == 0):
             self._evaluate(t0, loss_ema)
-        self.log(f"done: {self.step} steps in {time.perf_counter() - t0:.0f} s; weights {out / 'lite_weights_fp16.pth'}")
+        self.log(f"done: {self.step} steps in {time.perf_counter() - t0:.0f} s; "
+                 f"weights {out / 'lite_weights_fp16.pth'}")
         return self.history

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["RVM", "RVMOutput", "load_rvm_onnx_weights", "rvm_from_onnx", "RVMWeightError"]
+__all__ = ["RVM", "RVMOutput", "RVMWeightError", "load_rvm_onnx_weights", "rvm_from_onnx"]
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

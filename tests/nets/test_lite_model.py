@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from instmatt_app.model_manager import model_path
-from instmatt_app.nets.lite_matter import LiteWeightsError, load_lite, matte_people, person_crop
+from instmatt_app.nets.lite_matter import (
+    LiteWeightsError,
+    load_lite,
+    matte_people,
+    person_crop,
+)
 from instmatt_app.nets.lite_model import LiteMatteNet, lite_from_rvm
 from instmatt_app.nets.lite_train import save_weights
 from instmatt_app.nets.rvm_torch import rvm_from_onnx

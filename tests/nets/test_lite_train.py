@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from instmatt_app.nets.lite_train import LiteSamples, LiteTrainConfig, LiteTrainer, _make_generator, lite_losses
+from instmatt_app.nets.lite_train import (
+    LiteSamples,
+    LiteTrainConfig,
+    LiteTrainer,
+    _make_generator,
+    lite_losses,
+)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from instmatt_app.model_manager import model_path
-from instmatt_app.nets.rvm_torch import (RVMWeightError, _read_initializers_protobuf, load_rvm_onnx_weights,
-                                         rvm_from_onnx, RVM)
+from instmatt_app.nets.rvm_torch import (
+    RVM,
+    RVMWeightError,
+    _read_initializers_protobuf,
+    load_rvm_onnx_weights,
+    rvm_from_onnx,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
