@@ -74,42 +74,81 @@ def person_crop(mask: np.ndarray, shape: tuple[int, int], context: float = 0.25)
 @torch.no_grad()
 def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_side: int = 1024,
                  base_side: int = 512, context: float = 0.25, device: str | None = None,
-                 fuse: bool = True, floor: float = 0.0, solid_core: bool = False) -> np.ndarray:
+                 fuse: bool = True, floor: float = 0.0, solid_core: bool = False,
+                 fill_holes: float = 0.0, threshold: float = 0.5) -> np.ndarray:
     """Alphas of every person (see the module docstring). ``fuse``: progressive fusion of the
-    OS8/OS4/OS1 heads (default) or the OS1 head alone."""
+    OS8/OS4/OS1 heads (default) or the OS1 head alone. ``fill_holes``: holes of a person's mask
+    smaller than this fraction of its area, and not claimed by another person, are filled before
+    the tri-mask is built (a detector's soft mask often has a weak patch at a hand or a pocket; the
+    network was trained on masks without holes). ``threshold``: a soft coarse mask counts as
+    the person where it is ≥ this value."""
     h, w = image.shape[:2]
     k = len(masks)
-    binary = np.asarray(masks) >= 0.5 if np.asarray(masks).dtype != bool else np.asarray(masks)
+    binary = np.asarray(masks) >= threshold if np.asarray(masks).dtype != bool else np.asarray(masks).copy()
     out = np.zeros((k, h, w), np.float32)
     if k == 0:
         return out
+    if fill_holes > 0:
+        binary = _fill_mask_holes(binary, fill_holes)
     dev = device or next(net.parameters()).device
     union = binary.any(0)
     count = binary.sum(0, dtype=np.int32)
     for i in range(k):
         x0, y0, x1, y1 = person_crop(binary[i], (h, w), context)
-        cw, ch = x1 - x0, y1 - y0
         own = binary[i, y0:y1, x0:x1]
         others = (count[y0:y1, x0:x1] - own) > 0
         tri = np.stack([own, others, ~union[y0:y1, x0:x1]]).astype(np.float32)
-        img = image[y0:y1, x0:x1]
-        f = min(1.0, fine_side / max(cw, ch))
-        fw, fh = max(32, int(round(cw * f))), max(32, int(round(ch * f)))
-        if (fw, fh) != (cw, ch):
-            img = cv2.resize(img, (fw, fh), interpolation=cv2.INTER_AREA)
-            tri = np.stack([cv2.resize(t, (fw, fh), interpolation=cv2.INTER_LINEAR) for t in tri])
-        ratio = min(1.0, base_side / max(fw, fh))
-        x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))[None]).to(dev).float() / 255.0
-        t = torch.from_numpy(tri[None]).to(dev)
-        alpha = net(x, t, downsample_ratio=ratio, fuse=fuse).fused[0, 0].float().cpu().numpy()
-        if (fw, fh) != (cw, ch):
-            alpha = guided_upsample(np.clip(alpha, 0.0, 1.0), image[y0:y1, x0:x1])
-        alpha = np.clip(alpha, 0.0, 1.0)
+        alpha = _matte_crop(net, image[y0:y1, x0:x1], tri, fine_side, base_side, fuse, dev)
         if floor > 0:
             alpha[alpha < floor] = 0.0
         if solid_core:
             _fill_core(alpha)
         out[i, y0:y1, x0:x1] = alpha
+    return out
+
+
+def _matte_crop(net: LiteMatteNet, img: np.ndarray, tri: np.ndarray, fine_side: int, base_side: int, fuse: bool,
+                dev) -> np.ndarray:
+    """α_t of one crop: img (ch, cw, 3) uint8, tri (3, ch, cw) float32 → (ch, cw) float32 in [0, 1]."""
+    ch, cw = img.shape[:2]
+    f = min(1.0, fine_side / max(cw, ch))
+    fw, fh = max(32, round(cw * f)), max(32, round(ch * f))
+    small = img
+    if (fw, fh) != (cw, ch):
+        small = cv2.resize(img, (fw, fh), interpolation=cv2.INTER_AREA)
+        tri = np.stack([cv2.resize(t, (fw, fh), interpolation=cv2.INTER_LINEAR) for t in tri])
+    ratio = min(1.0, base_side / max(fw, fh))
+    x = torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1))[None]).to(dev).float() / 255.0
+    t = torch.from_numpy(tri[None]).to(dev)
+    alpha = net(x, t, downsample_ratio=ratio, fuse=fuse).fused[0, 0].float().cpu().numpy()
+    if (fw, fh) != (cw, ch):
+        alpha = guided_upsample(np.clip(alpha, 0.0, 1.0), img)
+    return np.clip(alpha, 0.0, 1.0)
+
+
+def _fill_mask_holes(binary: np.ndarray, max_fraction: float) -> np.ndarray:
+    """(k, H, W) bool masks with each mask's small enclosed holes filled (see :func:`matte_people`)."""
+    from scipy import ndimage
+
+    out = binary.copy()
+    for i in range(len(binary)):
+        m = binary[i]
+        area = int(m.sum())
+        if area == 0:
+            continue
+        ys, xs = np.nonzero(m)
+        sl = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        holes = ndimage.binary_fill_holes(m[sl]) & ~m[sl]
+        labels, n = ndimage.label(holes)
+        if n == 0:
+            continue
+        sizes = ndimage.sum(holes, labels, range(1, n + 1))
+        claimed = (np.delete(binary, i, axis=0)[(slice(None),) + sl].any(0)) if len(binary) > 1 else \
+            np.zeros_like(holes)
+        for lab, size in enumerate(sizes, start=1):
+            region = labels == lab
+            if size <= max_fraction * area and not (claimed & region).any():
+                out[i][sl][region] = True
     return out
 
 
@@ -128,7 +167,9 @@ class LiteMatter:
     """The engine's ``lite`` matter: InstMatt-Lite on every person (module docstring).
 
     weights: an InstMatt-Lite weights file (default: the shipped ``models/instmatt-lite.pth``).
-    fine_side / base_side / context / floor / solid_core: see :func:`matte_people`. The defaults run
+    fine_side / base_side / context / floor / solid_core / fill_holes / threshold: see
+    :func:`matte_people` (a detector's soft masks count from 0.3: their weak patches are usually the
+    person's hands, pockets and edges, and the network was trained to shrink too-large guidance). The defaults run
     the network on crops of at most 512 px without RVM's guided filter (measured best on held-out
     composites, docs/instmatt-lite.md), then upsample with a guided filter on the photo. On CUDA the network runs in
     fp32 (the engine's CPU fallback rebuilds it on the CPU after an out-of-memory error).
@@ -137,7 +178,8 @@ class LiteMatter:
     name = "lite"
 
     def __init__(self, weights: str | Path | None = None, device: str = "cpu", fine_side: int = 512,
-                 base_side: int = 512, context: float = 0.25, floor: float = FLOOR, solid_core: bool = True):
+                 base_side: int = 512, context: float = 0.25, floor: float = FLOOR, solid_core: bool = True,
+                 fill_holes: float = 0.05, threshold: float = 0.3):
         if weights is None:
             from instmatt_app.model_manager import model_path
 
@@ -146,7 +188,7 @@ class LiteMatter:
         self.device = device
         self.net = load_lite(self.weights, device)
         self.options = {"fine_side": fine_side, "base_side": base_side, "context": context, "floor": floor,
-                        "solid_core": solid_core}
+                        "solid_core": solid_core, "fill_holes": fill_holes, "threshold": threshold}
 
     def alphas(self, image: np.ndarray, masks: np.ndarray, context: ImageContext | None = None) -> np.ndarray:
         """image: (H, W, 3) uint8 RGB; masks: (k, H, W) float32 in [0, 1] coarse instance masks.

@@ -121,3 +121,19 @@ def test_engine_uses_the_trained_network_by_default():
 
     assert Engine(EngineConfig(device="cpu")).matting_name == "lite"
     assert Engine(EngineConfig(device="cpu", matting="default")).matting_name == "parts"
+
+
+def test_small_unclaimed_holes_in_a_mask_are_filled():
+    from instmatt_app.nets.lite_matter import _fill_mask_holes
+
+    masks = np.zeros((2, 100, 100), bool)
+    masks[0, 10:90, 10:60] = True
+    masks[0, 15:35, 15:55] = False          # large hole (800 px, > 5 % of the mask): a real gap, kept
+    masks[0, 45:48, 30:33] = False          # small hole: a weak patch at a hand -> filled
+    masks[0, 70:75, 30:35] = False          # small hole claimed by person 1 -> kept
+    masks[1, 70:75, 30:35] = True
+    out = _fill_mask_holes(masks, 0.05)
+    assert out[0, 46, 31] and not masks[0, 46, 31]
+    assert not out[0, 25, 30]
+    assert not out[0, 72, 32]
+    np.testing.assert_array_equal(out[1], masks[1])
