@@ -24,16 +24,18 @@ from instmatt_app.evaluation.imq import pool, score_image
 from instmatt_app.nets.lite_matter import FLOOR, load_lite, matte_people
 from instmatt_app.nets.lite_train import ValidationSet, _to_u8, normalise_sum
 
-# (label, fine_side, base_side, band_only guided filter, floor, solid core, fill holes)
+# (label, fine_side, base_side, band_only guided filter, floor, solid core, fill holes, trust core)
+# (every row fades the crop's inner sides, see lite_matter._taper_crop_edges)
 SETTINGS = [
-    ("1024 / 512, deep guided filter, no clean-up", 1024, 512, False, 0.0, False, 0.0),
-    ("1024 / 512, deep guided filter, < 2/255 -> 0", 1024, 512, False, FLOOR, False, 0.0),
-    ("1024 / 512, guided filter in the band only, < 2/255 -> 0", 1024, 512, True, FLOOR, False, 0.0),
-    ("768 / 384, no clean-up", 768, 384, False, 0.0, False, 0.0),
-    ("1280 / 640, no clean-up", 1280, 640, False, 0.0, False, 0.0),
-    ("512 / 512 + colour guided filter, < 2/255 -> 0", 512, 512, False, FLOOR, False, 0.0),
-    ("the same + solid core", 512, 512, False, FLOOR, True, 0.0),
-    ("the same + small mask holes filled (shipped)", 512, 512, False, FLOOR, True, 0.05),
+    ("1024 / 512, deep guided filter, no clean-up", 1024, 512, False, 0.0, False, 0.0, 0.0),
+    ("1024 / 512, deep guided filter, < 2/255 -> 0", 1024, 512, False, FLOOR, False, 0.0, 0.0),
+    ("1024 / 512, guided filter in the band only, < 2/255 -> 0", 1024, 512, True, FLOOR, False, 0.0, 0.0),
+    ("768 / 384, no clean-up", 768, 384, False, 0.0, False, 0.0, 0.0),
+    ("1280 / 640, no clean-up", 1280, 640, False, 0.0, False, 0.0, 0.0),
+    ("512 / 512 + colour guided filter, < 2/255 -> 0", 512, 512, False, FLOOR, False, 0.0, 0.0),
+    ("the same + solid core", 512, 512, False, FLOOR, True, 0.0, 0.0),
+    ("the same + small mask holes filled", 512, 512, False, FLOOR, True, 0.05, 0.0),
+    ("the same + trusted mask core (shipped)", 512, 512, False, FLOOR, True, 0.05, 0.03),
 ]
 
 
@@ -48,12 +50,12 @@ def main() -> int:
     val = ValidationSet(str(args.pack / "cutouts_val"), str(args.pack / "backgrounds_val"), args.images)
     print("| setting (crop px / network px) | IMQ_mad | IMQ_mse | RQ | s / image |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for label, fine, base, band_only, floor, core, holes in SETTINGS:
+    for label, fine, base, band_only, floor, core, holes, trust in SETTINGS:
         net.band_only = band_only
         scores, t0 = [], time.perf_counter()
         for i, (image, gts) in enumerate(val.items):
             a = normalise_sum(matte_people(net, image, gts >= 0.5, fine_side=fine, base_side=base, floor=floor,
-                                           solid_core=core, fill_holes=holes))
+                                           solid_core=core, fill_holes=holes, trust_core=trust))
             scores.append(score_image(list(_to_u8(a)), list(_to_u8(gts)), name=str(i)))
         dt = (time.perf_counter() - t0) / len(val.items)
         r = pool(scores, (0.5,))["0.5"]

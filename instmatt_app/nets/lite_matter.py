@@ -6,7 +6,8 @@ box grown by ``context`` on each side, so the neighbours that touch it are in vi
 ``fine_side`` px, internally at up to ``base_side`` px (RVM's guided filter brings it back to the
 fine size). α_t of the crop is pasted into the person's full-size alpha; a crop larger than
 ``fine_side`` is brought back to its full resolution with a guided filter on the photo, so edges
-stay sharp on large photos. Outside the crop the person has no alpha, values below ``floor``
+stay sharp on large photos. Outside the crop the person has no alpha (the outer 3 % of a crop side
+inside the photo fades to 0, :func:`_taper_crop_edges`), values below ``floor``
 (2/255: invisible haze the network leaves around a person) are set to 0, and with ``solid_core``
 faint texture deep inside the person is filled (:func:`_fill_core`).
 
@@ -77,13 +78,15 @@ def person_crop(mask: np.ndarray, shape: tuple[int, int], context: float = 0.25)
 def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_side: int = 1024,
                  base_side: int = 512, context: float = 0.25, device: str | None = None,
                  fuse: bool = True, floor: float = 0.0, solid_core: bool = False,
-                 fill_holes: float = 0.0, threshold: float = 0.5) -> np.ndarray:
+                 fill_holes: float = 0.0, threshold: float = 0.5, trust_core: float = 0.0) -> np.ndarray:
     """Alphas of every person (see the module docstring). ``fuse``: progressive fusion of the
     OS8/OS4/OS1 heads (default) or the OS1 head alone. ``fill_holes``: holes of a person's mask
     smaller than this fraction of its area, and not claimed by another person, are filled before
     the tri-mask is built (a detector's soft mask often has a weak patch at a hand or a pocket; the
     network was trained on masks without holes). ``threshold``: a soft coarse mask counts as
-    the person where it is ≥ this value."""
+    the person where it is ≥ this value. ``trust_core`` > 0: deep inside the person's own mask (eroded
+    by this fraction of the crop's long side, and nobody else's) α is at least 1 (the briefly
+    trained network sometimes leaves a patch of white shirt or skin half transparent)."""
     h, w = image.shape[:2]
     k = len(masks)
     binary = np.asarray(masks) >= threshold if np.asarray(masks).dtype != bool else np.asarray(masks).copy()
@@ -101,6 +104,12 @@ def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_s
         others = (count[y0:y1, x0:x1] - own) > 0
         tri = np.stack([own, others, ~union[y0:y1, x0:x1]]).astype(np.float32)
         alpha = _matte_crop(net, image[y0:y1, x0:x1], tri, fine_side, base_side, fuse, dev)
+        _taper_crop_edges(alpha, (x0, y0, x1, y1), (h, w))
+        if trust_core > 0:
+            r = max(2, round(trust_core * max(alpha.shape)))
+            core = cv2.erode((own & ~others).astype(np.uint8),
+                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+            alpha[core] = 1.0
         if floor > 0:
             alpha[alpha < floor] = 0.0
         if solid_core:
@@ -128,6 +137,30 @@ def _matte_crop(net: LiteMatteNet, img: np.ndarray, tri: np.ndarray, fine_side: 
     if (fw, fh) != (cw, ch):
         alpha = guided_upsample(np.clip(alpha, 0.0, 1.0), img)
     return np.clip(alpha, 0.0, 1.0)
+
+
+def _taper_crop_edges(alpha: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> None:
+    """Fade α to 0 over the outer 3 % (≥ 4 px) of every crop side that lies inside the photo, in place.
+    The network sees nothing beyond its crop, and whatever faint alpha it leaves at a side would
+    otherwise end in a straight line (visible as a seam in this person's or, after Σα ≤ 1, a
+    neighbour's matte); the crop's 25 % context keeps the person itself away from its sides."""
+    x0, y0, x1, y1 = box
+    h, w = shape
+    ch, cw = alpha.shape
+    for side, inside in (("left", x0 > 0), ("right", x1 < w), ("top", y0 > 0), ("bottom", y1 < h)):
+        if not inside:
+            continue
+        n = max(4, round(0.03 * (cw if side in ("left", "right") else ch)))
+        n = min(n, cw if side in ("left", "right") else ch)
+        ramp = np.linspace(0.0, 1.0, n + 1, dtype=np.float32)[:-1]
+        if side == "left":
+            alpha[:, :n] *= ramp[None]
+        elif side == "right":
+            alpha[:, cw - n:] *= ramp[::-1][None]
+        elif side == "top":
+            alpha[:n] *= ramp[:, None]
+        else:
+            alpha[ch - n:] *= ramp[::-1][:, None]
 
 
 def _fill_mask_holes(binary: np.ndarray, max_fraction: float, work_side: int = 1024) -> np.ndarray:
@@ -186,7 +219,7 @@ class LiteMatter:
     """The engine's ``lite`` matter: InstMatt-Lite on every person (module docstring).
 
     weights: an InstMatt-Lite weights file (default: the shipped ``models/instmatt-lite.pth``).
-    fine_side / base_side / context / floor / solid_core / fill_holes / threshold: see
+    fine_side / base_side / context / floor / solid_core / fill_holes / threshold / trust_core: see
     :func:`matte_people` (a detector's soft masks count from 0.3: their weak patches are usually the
     person's hands, pockets and edges, and the network was trained to shrink too-large guidance). The defaults run
     the network on crops of at most 512 px without RVM's guided filter (measured best on held-out
@@ -198,7 +231,7 @@ class LiteMatter:
 
     def __init__(self, weights: str | Path | None = None, device: str = "cpu", fine_side: int = 512,
                  base_side: int = 512, context: float = 0.25, floor: float = FLOOR, solid_core: bool = True,
-                 fill_holes: float = 0.05, threshold: float = 0.3):
+                 fill_holes: float = 0.05, threshold: float = 0.3, trust_core: float = 0.03):
         if weights is None:
             from instmatt_app.model_manager import model_path
 
@@ -207,7 +240,8 @@ class LiteMatter:
         self.device = device
         self.net = load_lite(self.weights, device)
         self.options = {"fine_side": fine_side, "base_side": base_side, "context": context, "floor": floor,
-                        "solid_core": solid_core, "fill_holes": fill_holes, "threshold": threshold}
+                        "solid_core": solid_core, "fill_holes": fill_holes, "threshold": threshold,
+                        "trust_core": trust_core}
 
     def alphas(self, image: np.ndarray, masks: np.ndarray, context: ImageContext | None = None) -> np.ndarray:
         """image: (H, W, 3) uint8 RGB; masks: (k, H, W) float32 in [0, 1] coarse instance masks.

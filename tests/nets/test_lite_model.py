@@ -137,3 +137,13 @@ def test_small_unclaimed_holes_in_a_mask_are_filled():
     assert not out[0, 25, 30]
     assert not out[0, 72, 32]
     np.testing.assert_array_equal(out[1], masks[1])
+
+
+def test_crop_sides_inside_the_photo_fade_to_zero():
+    from instmatt_app.nets.lite_matter import _taper_crop_edges
+
+    alpha = np.ones((50, 80), np.float32)
+    _taper_crop_edges(alpha, (0, 10, 80, 60), (100, 80))     # a full-width crop of a 100x80 photo
+    assert alpha[0].max() == 0.0 and alpha[-1].max() == 0.0   # top and bottom sides are inside the photo
+    assert alpha[25, 0] == 1.0 and alpha[25, -1] == 1.0       # left and right are the photo's own border
+    assert np.all(np.diff(alpha[:8, 40]) >= 0)                # a ramp, not a cut
