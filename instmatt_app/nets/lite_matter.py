@@ -106,10 +106,7 @@ def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_s
         alpha = _matte_crop(net, image[y0:y1, x0:x1], tri, fine_side, base_side, fuse, dev)
         _taper_crop_edges(alpha, (x0, y0, x1, y1), (h, w))
         if trust_core > 0:
-            r = max(2, round(trust_core * max(alpha.shape)))
-            core = cv2.erode((own & ~others).astype(np.uint8),
-                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
-            alpha[core] = 1.0
+            alpha[_mask_core(own & ~others, trust_core)] = 1.0
         if floor > 0:
             alpha[alpha < floor] = 0.0
         if solid_core:
@@ -137,6 +134,23 @@ def _matte_crop(net: LiteMatteNet, img: np.ndarray, tri: np.ndarray, fine_side: 
     if (fw, fh) != (cw, ch):
         alpha = guided_upsample(np.clip(alpha, 0.0, 1.0), img)
     return np.clip(alpha, 0.0, 1.0)
+
+
+def _mask_core(mask: np.ndarray, fraction: float, work_side: int = 512) -> np.ndarray:
+    """``mask`` ((h, w) bool) eroded by ``fraction`` of its long side (an ellipse), computed at most
+    ``work_side`` px (large erosions at full resolution are slow) and brought back by nearest
+    neighbour. Returns (h, w) bool."""
+    h, w = mask.shape
+    f = min(1.0, work_side / max(h, w))
+    small = mask.astype(np.uint8)
+    if f < 1.0:
+        small = (cv2.resize(small, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA) > 0)
+        small = small.astype(np.uint8)
+    r = max(2, round(fraction * max(small.shape)))
+    core = cv2.erode(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    if f < 1.0:
+        core = cv2.resize(core, (w, h), interpolation=cv2.INTER_NEAREST)
+    return core > 0
 
 
 def _taper_crop_edges(alpha: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> None:
@@ -209,9 +223,7 @@ def _fill_core(alpha: np.ndarray, level: float = 0.8) -> None:
     it has α ≥ 0.5 (r = 1.5 % of the crop's long side, ≥ 3 px). The network, briefly trained,
     leaves faint photo texture (α ≈ 0.9–0.98) inside clothing; edges, hair and any region near the
     person's outline are untouched."""
-    r = max(3, int(round(0.015 * max(alpha.shape))))
-    inside = (alpha >= 0.5).astype(np.uint8)
-    core = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    core = _mask_core(alpha >= 0.5, 0.015)
     alpha[core & (alpha >= level)] = 1.0
 
 
