@@ -85,11 +85,12 @@ def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_s
     the tri-mask is built (a detector's soft mask often has a weak patch at a hand or a pocket; the
     network was trained on masks without holes). ``threshold``: a soft coarse mask counts as
     the person where it is ≥ this value. ``trust_core`` > 0: deep inside the person's own mask (eroded
-    by this fraction of the crop's long side, and nobody else's) α is at least 1 (the briefly
+    by this fraction of the crop's long side, and nobody else's) α is set to 1 (the briefly
     trained network sometimes leaves a patch of white shirt or skin half transparent)."""
     h, w = image.shape[:2]
     k = len(masks)
-    binary = np.asarray(masks) >= threshold if np.asarray(masks).dtype != bool else np.asarray(masks).copy()
+    masks = np.asarray(masks)
+    binary = masks if masks.dtype == bool else masks >= threshold
     out = np.zeros((k, h, w), np.float32)
     if k == 0:
         return out
