@@ -245,15 +245,33 @@ class Engine:
     def _detect(self, image: np.ndarray, ctx: ImageContext) -> list[Detection]:
         return self.detector.detect(image, context=ctx)
 
+    # a detection whose matte has less than this fraction of the photo at alpha >= 0.5 is nobody
+    MIN_PERSON_AREA = 0.002
+
     def _matte(self, image: np.ndarray, masks: np.ndarray, ctx: ImageContext, refine: str,
-               order: list[int]) -> np.ndarray:
-        """The matting stage: (k, H, W) float32 alphas, or (k, 3, H, W) float32 tri-mattes from the
-        InstMatt network (which refines inside its matter)."""
+               order: list[int], found: bool = False) -> tuple[np.ndarray, list[int] | None]:
+        """The matting stage: ((k, H, W) float32 alphas, or (k, 3, H, W) float32 tri-mattes from the
+        InstMatt network, which refines inside its matter; kept).
+
+        found: the masks are the detector's, not the user's. A matter that can tell (InstMatt-Lite
+        was trained on the detector's own masks, ``merges_duplicates``) then merges detections that
+        grew into the same person and the people whose matte is (almost) empty are dropped before
+        refinement; ``kept`` lists the surviving mask indices in order (None: all kept)."""
         matter = self.matter
         if self.matting_name == "instmatt":
-            return matter.matte(image, masks, refine=refine, order=order, context=ctx)
+            return matter.matte(image, masks, refine=refine, order=order, context=ctx), None
         t0 = time.perf_counter()
-        alphas = self._unrefined(matter, image, masks, ctx)
+        merge = found and getattr(matter, "merges_duplicates", False)
+        alphas = self._unrefined(matter, image, masks, ctx, merge=merge)
+        kept = None
+        if merge and len(alphas):
+            area = (alphas >= 0.5).reshape(len(alphas), -1).sum(1)
+            kept = [i for i in range(len(alphas)) if area[i] >= self.MIN_PERSON_AREA * alphas[0].size]
+            if len(kept) < len(alphas):
+                alphas, masks = alphas[kept], masks[kept]
+                order = [kept.index(i) for i in order if i in kept]
+            else:
+                kept = None
         ctx.timings["matter"] = ctx.timings.get("matter", 0.0) + time.perf_counter() - t0
         if refine != "none" and len(masks) > 0:
             try:
@@ -262,17 +280,18 @@ class Engine:
                 msg = "this build has no refiner for the embedded default; refinement skipped"
                 if msg not in self.warnings:
                     self.warnings.append(msg)
-                return alphas
+                return alphas, kept
             t0 = time.perf_counter()
             alphas = refiner.refine_alphas(image, alphas, masks, mode=refine, order=order, context=ctx)
             ctx.timings["refine"] = ctx.timings.get("refine", 0.0) + time.perf_counter() - t0
-        return alphas
+        return alphas, kept
 
     # photos up to about 16 MP with 4 people: keep the unrefined alphas for order changes
     UNREFINED_CACHE_BYTES = 256 * 2**20
 
     @classmethod
-    def _unrefined(cls, matter, image: np.ndarray, masks: np.ndarray, ctx: ImageContext) -> np.ndarray:
+    def _unrefined(cls, matter, image: np.ndarray, masks: np.ndarray, ctx: ImageContext, merge: bool = False
+                   ) -> np.ndarray:
         """The matter's alphas before refinement ((k, H, W) float32), cached per set of masks.
 
         Re-running refinement with a new order or mode (the GUI's refinement panel) then costs only
@@ -285,12 +304,14 @@ class Engine:
         cacheable = masks.shape[0] * masks.shape[1] * masks.shape[2] * 4 <= cls.UNREFINED_CACHE_BYTES
         key = None
         if cacheable:
-            key = "unrefined:" + hashlib.blake2b(np.ascontiguousarray(masks).tobytes(), digest_size=16).hexdigest()
+            key = f"unrefined:{int(merge)}:" + hashlib.blake2b(np.ascontiguousarray(masks).tobytes(),
+                                                             digest_size=16).hexdigest()
             cached = ctx.cache.get(key)
             if cached is not None:
                 return cached.copy()
         if hasattr(matter, "alphas"):
-            alphas = np.asarray(matter.alphas(image, masks, context=ctx), np.float32)
+            extra = {"merge_duplicates": True} if merge else {}
+            alphas = np.asarray(matter.alphas(image, masks, context=ctx, **extra), np.float32)
         else:
             tri = matter.matte(image, masks, context=ctx)
             alphas = np.ascontiguousarray(tri[:, 0], np.float32)
@@ -361,7 +382,12 @@ class Engine:
             d.mask = coarse[i]
         order = self._order(len(dets), self.config.order)
         t1 = time.perf_counter()
-        out = self._call_with_fallback("_matte", image, coarse, ctx, self.config.refine, order)
+        out, kept = self._call_with_fallback("_matte", image, coarse, ctx, self.config.refine, order,
+                                             found=masks is None)
+        if kept is not None:  # detections the matter found to be nobody, or someone already found
+            dets = [dets[i] for i in kept]
+            coarse = coarse[kept]
+            order = self._order(len(dets), [kept.index(i) for i in order if i in kept])
         check()
         # tri-masks and tri-mattes are derived from the masks and alphas when asked for
         instances = self._instances(out, coarse, [(d.box, d.score, d.source) for d in dets],
@@ -419,7 +445,7 @@ class Engine:
         ctx = result.extras.get("context") or ImageContext(result.image)
         order = self._order(len(masks), order)
         t0 = time.perf_counter()
-        out = self._call_with_fallback("_matte", result.image, masks, ctx, mode, order)
+        out, _ = self._call_with_fallback("_matte", result.image, masks, ctx, mode, order)
         self._bind_edits(out, masks, result)
         sources = [(inst.box, inst.score, inst.source) for inst in result.instances] + \
                   [(d.box, d.score, d.source) for d in added]

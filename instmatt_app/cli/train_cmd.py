@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from instmatt_app.cli.synth_cmd import (
     _range,  # the LO,HI parser shared with `instmatt synth`
@@ -55,6 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lite.add_argument("--val-every", type=int, default=1000, help="validate every N steps (default 1000)")
     lite.add_argument("--minutes", type=float, default=None, help="stop after this wall-clock time")
     lite.add_argument("--workers", type=int, default=0, help="data-loader processes (default 0: in process)")
+    lite.add_argument("--det-pack", metavar="DIR", help="composites with the embedded detector's masks "
+                      "(tools/build_detector_pack.py): train on the guidance the engine really gives")
+    lite.add_argument("--det-p", type=float, default=0.5, help="share of composites drawn from --det-pack "
+                      "(default 0.5; the rest get perturbed ground-truth guidance)")
     lite.add_argument("--rvm", default=None, metavar="ONNX",
                       help="RVM ONNX to start from (default: the installed models/rvm_mobilenetv3_fp32.onnx)")
 
@@ -69,6 +74,13 @@ def _run_lite(args: argparse.Namespace) -> int:
     if crop % 32 or crop < 64:
         print(f"instmatt train: error: --crop must be a multiple of 32 and >= 64, got {crop}", file=sys.stderr)
         return 2
+    if not 0.0 <= args.det_p <= 1.0:
+        print(f"instmatt train: error: --det-p must be in [0, 1], got {args.det_p}", file=sys.stderr)
+        return 2
+    if args.det_pack and not any(Path(args.det_pack).glob("[0-9]*.npz")):
+        print(f"instmatt train: error: --det-pack {args.det_pack}: no composites there (make them with "
+              "tools/build_detector_pack.py)", file=sys.stderr)
+        return 2
     rvm = args.rvm
     if rvm is None and not (args.init or args.resume):
         from instmatt_app.model_manager import model_path
@@ -80,6 +92,7 @@ def _run_lite(args: argparse.Namespace) -> int:
                           iterations=args.iterations or 20_000, minutes=args.minutes, batch=args.batch,
                           crop=crop, lr=args.lr, warmup=args.warmup if args.warmup is not None else 200,
                           long_side=args.long_side, workers=args.workers, device=args.device, seed=args.seed,
+                          det_pack=args.det_pack, det_p=args.det_p,
                           log_every=args.log_every, val_every=args.val_every, val_images=args.val_images,
                           save_every=args.save_every)
     return _fit(lambda: LiteTrainer(cfg).fit(), (synth.SynthInputError, LiteWeightsError, RVMWeightError, ValueError),

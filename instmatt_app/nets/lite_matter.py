@@ -30,7 +30,7 @@ from instmatt_app.nets.image_context import ImageContext
 from instmatt_app.nets.lite_model import ARCHITECTURE, LiteMatteNet
 from instmatt_app.nets.registry import register
 
-__all__ = ["LiteMatter", "LiteWeightsError", "load_lite", "matte_people", "person_crop"]
+__all__ = ["LiteMatter", "LiteWeightsError", "load_lite", "matte_people", "merge_duplicate_people", "person_crop"]
 
 FLOOR = 2.0 / 255.0
 
@@ -114,6 +114,43 @@ def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_s
             _fill_core(alpha)
         out[i, y0:y1, x0:x1] = alpha
     return out
+
+
+def merge_duplicate_people(alphas: np.ndarray, overlap: float = 0.6, level: float = 0.5) -> list[int]:
+    """Detections that are the same person, merged in place; returns the indices emptied.
+
+    The embedded detector sometimes splits a person into fragments; InstMatt-Lite, trained on the
+    detector's own masks (``tools/build_detector_pack.py``), grows each fragment to the whole person.
+    Where two people's alphas (≥ ``level``) overlap by more than ``overlap`` of the smaller one,
+    the larger becomes the maximum of both and the smaller is set to 0. alphas: (k, H, W) float32.
+    """
+    k = len(alphas)
+    if k < 2:
+        return []
+    boxes = []  # work on each pair's shared box only
+    for a in alphas:
+        rows, cols = np.flatnonzero((a >= level).any(1)), np.flatnonzero((a >= level).any(0))
+        boxes.append((rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) if rows.size else None)
+    area = np.array([(a >= level).sum() if b else 0 for a, b in zip(alphas, boxes)], np.int64)
+    emptied: list[int] = []
+    for i in np.argsort(-area, kind="stable"):
+        if i in emptied or boxes[i] is None:
+            continue
+        for j in range(k):
+            if j == i or j in emptied or boxes[j] is None:
+                continue
+            bi, bj = boxes[i], boxes[j]
+            y0, y1, x0, x1 = max(bi[0], bj[0]), min(bi[1], bj[1]), max(bi[2], bj[2]), min(bi[3], bj[3])
+            if y0 >= y1 or x0 >= x1:
+                continue
+            inter = np.logical_and(alphas[i, y0:y1, x0:x1] >= level, alphas[j, y0:y1, x0:x1] >= level).sum()
+            if inter > overlap * min(area[i], area[j]):
+                np.maximum(alphas[i], alphas[j], out=alphas[i])
+                alphas[j] = 0.0
+                emptied.append(j)
+                boxes[i] = (min(bi[0], bj[0]), max(bi[1], bj[1]), min(bi[2], bj[2]), max(bi[3], bj[3]))
+                area[i] = (alphas[i] >= level).sum()
+    return sorted(emptied)
 
 
 def _matte_crop(net: LiteMatteNet, img: np.ndarray, tri: np.ndarray, fine_side: int, base_side: int, fuse: bool,
@@ -241,10 +278,13 @@ class LiteMatter:
     """
 
     name = "lite"
+    # the engine may ask alphas() to merge detections that grew into the same person
+    merges_duplicates = True
 
     def __init__(self, weights: str | Path | None = None, device: str = "cpu", fine_side: int = 512,
                  base_side: int = 512, context: float = 0.25, floor: float = FLOOR, solid_core: bool = True,
-                 fill_holes: float = 0.05, threshold: float = 0.3, trust_core: float = 0.03):
+                 fill_holes: float = 0.05, threshold: float = 0.3, trust_core: float = 0.03,
+                 merge_overlap: float = 0.6):
         if weights is None:
             from instmatt_app.model_manager import model_path
 
@@ -255,13 +295,19 @@ class LiteMatter:
         self.options = {"fine_side": fine_side, "base_side": base_side, "context": context, "floor": floor,
                         "solid_core": solid_core, "fill_holes": fill_holes, "threshold": threshold,
                         "trust_core": trust_core}
+        self.merge_overlap = merge_overlap
 
-    def alphas(self, image: np.ndarray, masks: np.ndarray, context: ImageContext | None = None) -> np.ndarray:
+    def alphas(self, image: np.ndarray, masks: np.ndarray, context: ImageContext | None = None,
+               merge_duplicates: bool = False) -> np.ndarray:
         """image: (H, W, 3) uint8 RGB; masks: (k, H, W) float32 in [0, 1] coarse instance masks.
 
         Returns (k, H, W) float32 in [0, 1], Σ_i ≤ 1 (scaled down where the people's alphas add up
-        to more than 1; the refiner then settles contested pixels)."""
+        to more than 1; the refiner then settles contested pixels). merge_duplicates (the engine
+        sets it for the detector's masks, never for a user's): people whose alphas overlap by more
+        than ``merge_overlap`` are one person (:func:`merge_duplicate_people`; the merged one's alpha is 0)."""
         a = matte_people(self.net, image, masks, device=self.device, **self.options)
+        if merge_duplicates and self.merge_overlap > 0:
+            merge_duplicate_people(a, self.merge_overlap)
         total = a.sum(0)
         over = total > 1.0
         if over.any():
@@ -279,3 +325,4 @@ class LiteMatter:
 @register("matter", "lite")
 def build_lite_matter(weights: str | None = None, device: str = "cpu", **options) -> LiteMatter:
     return LiteMatter(weights, device=device, **options)
+

@@ -9,7 +9,9 @@
   target is one person (p = 0.85) or a random subset of the people, possibly empty (InstMatt's
   stage 1). Guidance: the official perturbations of :func:`instmatt_app.nets.instmatt_train.
   tri_composition` (binarise at U(0.01, 1), erode/dilate, drop a reference mask with p = 0.25,
-  perturb every tri-mask channel again) and external CutMask with p = ``cutmask_p``.
+  perturb every tri-mask channel again) and external CutMask with p = ``cutmask_p``. With
+  ``det_pack``, a share ``det_p`` of the composites come instead from stored composites with the
+  embedded detector's own masks as guidance (:class:`DetectorGuidedSamples`).
 * **Losses** on [α_t, α_r, α_b] of each head (OS8, OS4, OS1 at the working size; the guided-filter
   output at full size when the step runs at ``downsample_ratio`` 0.5, which it does with p = 0.5 so
   the filter learns tri-mattes): weighted L1, pyramid Laplacian and composition (L_mc, Eq. 10),
@@ -44,7 +46,8 @@ from instmatt_app.nets.instmatt_train import (
 )
 from instmatt_app.nets.lite_model import ARCHITECTURE, LiteMatteNet, lite_from_rvm
 
-__all__ = ["LiteSamples", "LiteTrainConfig", "LiteTrainer", "lite_losses", "save_weights", "validate"]
+__all__ = ["DetectorGuidedSamples", "LiteSamples", "LiteTrainConfig", "LiteTrainer", "lite_losses", "save_weights",
+           "validate"]
 
 
 @dataclass
@@ -69,6 +72,8 @@ class LiteTrainConfig:
     targets_per_composite: int = 3
     matte_weight: int = 4             # P3M portraits (real mattes) drawn 4x as often as COCO people
     cutmask_p: float = 0.25
+    det_pack: str | None = None       # composites with the detector's masks (DetectorGuidedSamples)
+    det_p: float = 0.5                # share of composites drawn from det_pack
     workers: int = 0
     device: str = "cpu"
     seed: int = 0
@@ -162,6 +167,131 @@ class LiteSamples:
             yield from self.composite_samples()
 
 
+class DetectorGuidedSamples:
+    """Samples whose guidance is the embedded detector's own masks (``tools/build_detector_pack.py``).
+
+    The network meets the detector's errors at run time: a person split into fragments, a pose mask
+    spilling onto a neighbour, a mask on an object. Each stored composite holds the GT visible
+    alphas and the detector's soft masks; a sample is one detection, guided exactly as
+    :func:`instmatt_app.nets.lite_matter.matte_people` guides it (masks ≥ ``threshold``, small holes
+    filled, tri-mask [own, others, nobody's]), in a square window around its crop box (context
+    U(0.15, 0.35) of the box on each side), scaled so the window is S·U(0.85, 1.2) px and cut or
+    padded (black, background) to S × S. The target is the person the detection belongs to: the GT
+    instance it overlaps most (IoU ≥ ``min_iou``), or the one holding ≥ ``min_contain`` of it (a
+    fragment of a person learns to grow to the whole person, whose duplicates the engine then
+    merges); a detection that belongs to nobody (an object) has the target α_t = 0. The same dict
+    keys as :class:`LiteSamples`.
+    """
+
+    def __init__(self, pack: str | os.PathLike, crop: int = 512, per_composite: int = 3, threshold: float = 0.3,
+                 min_iou: float = 0.2, min_contain: float = 0.5, seed: int = 0):
+        self.files = sorted(Path(pack).glob("[0-9]*.npz"))
+        if not self.files:
+            raise ValueError(f"{pack}: no detector-guided composites (make them with tools/build_detector_pack.py)")
+        self.crop, self.per = crop, per_composite
+        self.threshold, self.min_iou, self.min_contain = threshold, min_iou, min_contain
+        self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def assign(masks: np.ndarray, alphas: np.ndarray, min_iou: float = 0.2, min_contain: float = 0.5
+               ) -> list[int | None]:
+        """GT instance of every detection (see the class docstring); masks (m, H, W) bool,
+        alphas (k, H, W) float; None for a detection that belongs to nobody."""
+        gt = alphas > 0.5
+        out: list[int | None] = []
+        for d in masks:
+            n = max(int(d.sum()), 1)
+            inter = np.array([np.logical_and(d, g).sum() for g in gt], np.float64)
+            union = np.array([np.logical_or(d, g).sum() for g in gt], np.float64)
+            if not len(inter):
+                out.append(None)
+                continue
+            iou = inter / np.maximum(union, 1)
+            j = int(iou.argmax())
+            if iou[j] >= min_iou:
+                out.append(j)
+            elif inter.max() / n >= min_contain:
+                out.append(int(inter.argmax()))
+            else:
+                out.append(None)
+        return out
+
+    def composite_samples(self) -> list[dict[str, np.ndarray]]:
+        from instmatt_app.nets.lite_matter import _fill_mask_holes, person_crop
+
+        rng, S = self.rng, self.crop
+        z = np.load(self.files[int(rng.integers(len(self.files)))])
+        masks = z["masks"]
+        if not len(masks):
+            return []
+        binary = _fill_mask_holes(masks >= round(self.threshold * 255), 0.05)
+        alphas = z["alphas"].astype(np.float32) / 255.0
+        owner = self.assign(binary, alphas, self.min_iou, self.min_contain)
+        jitter = _photometric(rng)
+        image = jitter(z["image"].astype(np.float32) / 255.0)
+        background = jitter(z["background"].astype(np.float32) / 255.0)
+        fgs = z["fgs"]
+        h, w = binary.shape[1:]
+        union = binary.any(0)
+        count = binary.sum(0, dtype=np.int32)
+        out = []
+        for i in rng.permutation(len(binary))[: self.per]:
+            x0, y0, x1, y1 = person_crop(binary[i], (h, w), float(rng.uniform(0.15, 0.35)))
+            side = max(x1 - x0, y1 - y0)
+            sx = int(np.clip((x0 + x1 - side) // 2, min(0, w - side), max(0, w - side)))
+            sy = int(np.clip((y0 + y1 - side) // 2, min(0, h - side), max(0, h - side)))
+            win = (slice(max(sy, 0), min(sy + side, h)), slice(max(sx, 0), min(sx + side, w)))
+            pad = ((max(0, -sy), max(0, sy + side - h)), (max(0, -sx), max(0, sx + side - w)))
+
+            def cut(a: np.ndarray, value: float = 0.0) -> np.ndarray:
+                a = a[win] if a.ndim == 2 else a[win + (slice(None),)]
+                return np.pad(a, pad + ((0, 0),) * (a.ndim - 2), constant_values=value)
+            own = binary[i]
+            others = (count - own) > 0
+            tri = [cut(own.astype(np.float32)), cut(others.astype(np.float32)), cut((~union).astype(np.float32), 1.0)]
+            j = owner[i]
+            a_t = cut(alphas[j]) if j is not None else np.zeros((side, side), np.float32)
+            rest = [l for l in range(len(alphas)) if l != j]
+            a_r = cut(alphas[rest].sum(0)) if rest else np.zeros((side, side), np.float32)
+            fg_t = jitter(cut(fgs[j].astype(np.float32) / 255.0)) if j is not None else np.zeros((side, side, 3),
+                                                                                                 np.float32)
+            if rest:
+                wsum = sum(cut(alphas[l])[..., None] * cut(fgs[l].astype(np.float32) / 255.0) for l in rest)
+                fg_r = jitter(wsum / np.maximum(a_r[..., None], 1e-3))
+            else:
+                fg_r = np.zeros((side, side, 3), np.float32)
+            planes = [cut(image), cut(background), fg_t, fg_r, *tri, a_t, a_r]
+            size = max(8, int(round(S * rng.uniform(0.85, 1.2))))
+            planes = [cv2.resize(p, (size, size), interpolation=cv2.INTER_AREA if size < side else cv2.INTER_LINEAR)
+                      for p in planes]
+            if size >= S:
+                oy, ox = (int(rng.integers(size - S + 1)) for _ in range(2))
+                planes = [p[oy:oy + S, ox:ox + S] for p in planes]
+            else:
+                e = S - size
+                py, px = (int(rng.integers(e + 1)) for _ in range(2))
+                bg_idx = 6  # the tri-mask's "nobody" plane pads with 1
+                planes = [np.pad(p, ((py, e - py), (px, e - px)) + ((0, 0),) * (p.ndim - 2),
+                                 constant_values=1.0 if n == bg_idx else 0.0) for n, p in enumerate(planes)]
+            if rng.random() < 0.5:
+                planes = [p[:, ::-1] for p in planes]
+            img, bg, ft, fr, t0, t1, t2, at, ar = planes
+            at, ar = np.clip(at, 0, 1), np.clip(ar, 0, 1)
+            gt = np.stack([at, ar, np.clip(1.0 - at - ar, 0, 1)]).astype(np.float32)
+            unknown = ((at > 0.01) & (at < 0.99)).astype(np.uint8)
+            unknown = cv2.dilate(unknown, np.ones((9, 9), np.uint8))[None].astype(np.float32)
+            chw = lambda x: np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
+            tri_s = np.clip(np.stack([t0, t1, t2]), 0.0, 1.0)  # soft edges after the resize, as at run time
+            out.append({"image": chw(img), "background": chw(bg), "gt": gt,
+                        "trimask": np.ascontiguousarray(tri_s, dtype=np.float32), "fg_t": chw(ft),
+                        "fg_r": chw(fr), "unknown": unknown})
+        return out
+
+    def samples(self) -> Iterator[dict[str, np.ndarray]]:
+        while True:
+            yield from self.composite_samples()
+
+
 def _make_generator(cutouts: str, backgrounds: str, long_side: tuple[int, int], max_people: int = 5,
                     matte_weight: int = 1):
     """A generator over the cut-outs; ``matte_weight`` > 1 draws the cut-outs that came with a real
@@ -190,12 +320,15 @@ class _Stream(torch.utils.data.IterableDataset):
         cv2.setNumThreads(1)
         gen = _make_generator(self.cfg.cutouts, self.cfg.backgrounds, self.cfg.long_side,
                               matte_weight=self.cfg.matte_weight)
-        data = LiteSamples(gen, self.cfg.crop, self.cfg.targets_per_composite, self.cfg.cutmask_p,
-                           seed=self.cfg.seed * 1000 + wid + 7919 * int(time.time() % 1e6))
+        seed = self.cfg.seed * 1000 + wid + 7919 * int(time.time() % 1e6)
+        data = LiteSamples(gen, self.cfg.crop, self.cfg.targets_per_composite, self.cfg.cutmask_p, seed=seed)
+        guided = (DetectorGuidedSamples(self.cfg.det_pack, self.cfg.crop, seed=seed + 1)
+                  if self.cfg.det_pack and self.cfg.det_p > 0 else None)
         buf: list[dict] = []
-        for sample in data.samples():           # shuffle a little: one composite's crops apart
-            buf.append(sample)
-            if len(buf) >= 24:
+        while True:                             # shuffle a little: one composite's crops apart
+            use_det = guided is not None and data.rng.random() < self.cfg.det_p
+            buf.extend(guided.composite_samples() if use_det else data.composite_samples())
+            while len(buf) >= 24:
                 yield buf.pop(int(data.rng.integers(len(buf))))
 
 

@@ -147,3 +147,46 @@ def test_crop_sides_inside_the_photo_fade_to_zero():
     assert alpha[0].max() == 0.0 and alpha[-1].max() == 0.0   # top and bottom sides are inside the photo
     assert alpha[25, 0] == 1.0 and alpha[25, -1] == 1.0       # left and right are the photo's own border
     assert np.all(np.diff(alpha[:8, 40]) >= 0)                # a ramp, not a cut
+
+
+def test_duplicate_people_are_merged_into_the_larger():
+    from instmatt_app.nets.lite_matter import merge_duplicate_people
+
+    a = np.zeros((3, 40, 40), np.float32)
+    a[0, 5:35, 5:20] = 1.0           # a person
+    a[1, 10:35, 6:19] = 0.9          # a fragment that grew into the same person
+    a[1, 2:5, 6:19] = 0.8            # ... and saw a little more of them
+    a[2, 5:35, 25:38] = 1.0          # a neighbour
+    before = a.copy()
+    assert merge_duplicate_people(a, overlap=0.6) == [1]
+    assert a[1].max() == 0.0
+    np.testing.assert_array_equal(a[0], np.maximum(before[0], before[1]))
+    np.testing.assert_array_equal(a[2], before[2])
+    assert merge_duplicate_people(a[[0, 2]].copy(), overlap=0.6) == []
+
+
+def test_engine_drops_detections_the_matter_found_empty_but_never_user_masks():
+    from instmatt_app.nets.image_context import ImageContext
+    from instmatt_app.pipeline import Engine, EngineConfig
+
+    class Matter:
+        merges_duplicates = True
+        calls: list = []
+
+        def alphas(self, image, masks, context=None, merge_duplicates=False):
+            self.calls.append(merge_duplicates)
+            out = masks.astype(np.float32).copy()
+            out[1] = 0.0                      # "nobody": an object the detector took for a person
+            return out
+
+    image = np.zeros((50, 50, 3), np.uint8)
+    masks = np.zeros((3, 50, 50), np.float32)
+    masks[0, 5:45, 2:15] = masks[1, 5:45, 18:30] = masks[2, 5:45, 34:48] = 1.0
+    engine = Engine(EngineConfig(device="cpu", matting="lite", refine="none"))
+    engine._matter = Matter()
+    out, kept = engine._matte(image, masks, ImageContext(image), "none", [2, 1, 0], found=True)
+    assert kept == [0, 2] and out.shape == (2, 50, 50) and Matter.calls[-1] is True
+    out, kept = engine._matte(image, masks, ImageContext(image), "none", [0, 1, 2], found=False)
+    assert kept is None and out.shape == (3, 50, 50) and Matter.calls[-1] is False
+    result = engine.run(image, masks=masks)  # the user's masks: every one stays a person
+    assert len(result.instances) == 3

@@ -82,3 +82,13 @@ def _rvm():
     from instmatt_app.model_manager import model_path
 
     return model_path("rvm-mobilenetv3")
+
+
+def test_cli_checks_the_detector_pack_options(tmp_path, capsys):
+    from instmatt_app.cli.main import main
+
+    base = ["train", "--model", "lite", "cutouts", "backgrounds", "-o", str(tmp_path / "out")]
+    assert main(base + ["--det-p", "1.5"]) == 2
+    assert "--det-p must be in [0, 1]" in capsys.readouterr().err
+    assert main(base + ["--det-pack", str(tmp_path)]) == 2
+    assert "no composites there" in capsys.readouterr().err
