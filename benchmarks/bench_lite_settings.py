@@ -1,6 +1,7 @@
 """InstMatt-Lite inference settings on held-out composites (docs/instmatt-lite.md, "Inference").
 
     python benchmarks/bench_lite_settings.py [--pack train_pack] [--images 16] [--weights models/instmatt-lite.pth]
+                                             [--rows 0 8]
 
 Draws the training-time validation composites (held-out cut-outs and backgrounds of the training pack, fixed
 seeds), gives the network the GT instances (alpha >= 0.5) as guidance, and prints IMQ (x100, IoU 0.5, mattes
@@ -44,13 +45,15 @@ def main() -> int:
     ap.add_argument("--pack", type=Path, default=REPO / "train_pack")
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--weights", type=Path, default=REPO / "models" / "instmatt-lite.pth")
+    ap.add_argument("--rows", type=int, nargs="*", help="only these rows of the table (0 = the first)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     net = load_lite(args.weights)
     val = ValidationSet(str(args.pack / "cutouts_val"), str(args.pack / "backgrounds_val"), args.images)
     print("| setting (crop px / network px) | IMQ_mad | IMQ_mse | RQ | s / image |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for label, fine, base, band_only, floor, core, holes, trust in SETTINGS:
+    rows = [SETTINGS[i] for i in args.rows] if args.rows else SETTINGS
+    for label, fine, base, band_only, floor, core, holes, trust in rows:
         net.band_only = band_only
         scores, t0 = [], time.perf_counter()
         for i, (image, gts) in enumerate(val.items):

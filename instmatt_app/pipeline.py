@@ -342,17 +342,20 @@ class Engine:
                 for i, (b, sc, src) in enumerate(sources)]
 
     def run(self, image: np.ndarray, masks: np.ndarray | None = None, progress: ProgressFn | None = None,
-            cancel: Callable[[], bool] | None = None) -> MattingResult:
+            cancel: Callable[[], bool] | None = None, detected: bool = False) -> MattingResult:
         """Find and matte every person of ``image`` ((H, W, 3) uint8 RGB).
 
         masks: optional (k, H, W) float32/uint8 coarse instance masks used instead of the detector;
-        instance i of the result is mask i. Raises :class:`Cancelled` when ``cancel()`` turns true.
+        instance i of the result is mask i. detected: ``masks`` are this engine's detector output
+        (the benchmark runs the detector once for several matters), so, as for the engine's own
+        detections, duplicates are merged and people the matter finds empty dropped. Raises
+        :class:`Cancelled` when ``cancel()`` turns true.
         """
         with numpy_huge_pages(self.config.numpy_hugepages):
-            return self._run(image, masks, progress, cancel)
+            return self._run(image, masks, progress, cancel, detected or masks is None)
 
     def _run(self, image: np.ndarray, masks: np.ndarray | None, progress: ProgressFn | None,
-             cancel: Callable[[], bool] | None) -> MattingResult:
+             cancel: Callable[[], bool] | None, found: bool) -> MattingResult:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise EngineError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
         H, W = image.shape[:2]
@@ -383,7 +386,7 @@ class Engine:
         order = self._order(len(dets), self.config.order)
         t1 = time.perf_counter()
         out, kept = self._call_with_fallback("_matte", image, coarse, ctx, self.config.refine, order,
-                                             found=masks is None)
+                                             found=found)
         if kept is not None:  # detections the matter found to be nobody, or someone already found
             dets = [dets[i] for i in kept]
             coarse = coarse[kept]

@@ -24,6 +24,8 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--val", nargs="*", default=[], metavar="STEP=MAD/MSE/RQ")
+    ap.add_argument("--title", default="InstMatt-Lite training")
+    ap.add_argument("--xlabel", default="step")
     args = ap.parse_args()
     rows, offset = [], 0
     for run_i, run in enumerate(args.runs):
@@ -64,7 +66,7 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(8, 4.2))
     ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=0.8, alpha=0.5, label="loss (batch)")
     ax.plot([r["step"] for r in rows], [r["loss_ema"] for r in rows], lw=1.8, label="loss (EMA)")
-    ax.set_xlabel("step (16 crops of 512 px)")
+    ax.set_xlabel(args.xlabel)
     ax.set_ylabel("training loss")
     ax.set_yscale("log")
     if vals:
@@ -79,7 +81,7 @@ def main() -> None:
         if starts:
             ax.axvline(min(starts) - 50, color="grey", ls=":", lw=1)
     ax.legend(loc="upper right")
-    ax.set_title("InstMatt-Lite training on one H200 (stage A 1492 steps, stage B 587 steps)")
+    ax.set_title(args.title)
     fig.tight_layout()
     fig.savefig(args.out.with_suffix(".png"), dpi=110)
     print(f"wrote {args.out.with_suffix('.csv')} and {args.out.with_suffix('.png')}")

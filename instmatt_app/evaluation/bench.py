@@ -186,7 +186,7 @@ def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instma
         if "masks" in methods:
             out[MASKS_ONLY] = coarse
         for name, engine in engines.items():
-            r = engine.run(image, masks=coarse)
+            r = engine.run(image, masks=coarse, detected=masks is None)
             out[name] = r.alphas if r.instances else np.zeros((0, H, W), np.float32)
             timings.update({f"{name}:{k}": v for k, v in r.timings.items() if k != "detect"})
         return BenchPrediction(out, timings)

@@ -284,7 +284,7 @@ class LiteMatter:
     def __init__(self, weights: str | Path | None = None, device: str = "cpu", fine_side: int = 512,
                  base_side: int = 512, context: float = 0.25, floor: float = FLOOR, solid_core: bool = True,
                  fill_holes: float = 0.05, threshold: float = 0.3, trust_core: float = 0.03,
-                 merge_overlap: float = 0.6):
+                 merge_overlap: float = 0.4):
         if weights is None:
             from instmatt_app.model_manager import model_path
 
