@@ -184,8 +184,12 @@ def test_engine_drops_detections_the_matter_found_empty_but_never_user_masks():
     masks[0, 5:45, 2:15] = masks[1, 5:45, 18:30] = masks[2, 5:45, 34:48] = 1.0
     engine = Engine(EngineConfig(device="cpu", matting="lite", refine="none"))
     engine._matter = Matter()
+    original = masks.copy()
     out, kept = engine._matte(image, masks, ImageContext(image), "none", [2, 1, 0], found=True)
     assert kept == [0, 2] and out.shape == (2, 50, 50) and Matter.calls[-1] is True
+    np.testing.assert_array_equal(masks[:2], original[[0, 2]])  # compacted in place, no copy
+    np.testing.assert_array_equal(out, original[[0, 2]])
+    masks = original.copy()
     out, kept = engine._matte(image, masks, ImageContext(image), "none", [0, 1, 2], found=False)
     assert kept is None and out.shape == (3, 50, 50) and Matter.calls[-1] is False
     result = engine.run(image, masks=masks)  # the user's masks: every one stays a person
