@@ -272,6 +272,8 @@ class Engine:
             if len(kept) < len(alphas):
                 alphas, masks = _compact(alphas, kept), _compact(masks, kept)
                 order = [kept.index(i) for i in order if i in kept]
+                # what a later refinement of these people (GUI: order changed) starts from
+                self._remember_unrefined(ctx, masks, alphas)
             else:
                 kept = None
         ctx.timings["matter"] = ctx.timings.get("matter", 0.0) + time.perf_counter() - t0
@@ -299,30 +301,44 @@ class Engine:
         Re-running refinement with a new order or mode (the GUI's refinement panel) then costs only
         the refiner. A copy is returned: refinement and the consistency step work in place. A
         matter with an ``alphas`` method gives them directly; from one with only ``matte``
-        ((k, 3, H, W) tri-mattes) the α_t channel is taken.
+        ((k, 3, H, W) tri-mattes) the α_t channel is taken. merge: ask the matter to merge
+        detections that are the same person (the engine's own detections only).
         """
-        import hashlib
-
-        cacheable = masks.shape[0] * masks.shape[1] * masks.shape[2] * 4 <= cls.UNREFINED_CACHE_BYTES
-        key = None
-        if cacheable:
-            key = f"unrefined:{int(merge)}:" + hashlib.blake2b(np.ascontiguousarray(masks).tobytes(),
-                                                             digest_size=16).hexdigest()
+        key = cls._unrefined_key(masks)
+        if key is not None:
             cached = ctx.cache.get(key)
             if cached is not None:
                 return cached.copy()
         if hasattr(matter, "alphas"):
+            # merging changes nothing unless it empties a person, and then _matte drops that person
+            # and files the result under the remaining masks: one cache key serves both
             extra = {"merge_duplicates": True} if merge else {}
             alphas = np.asarray(matter.alphas(image, masks, context=ctx, **extra), np.float32)
         else:
             tri = matter.matte(image, masks, context=ctx)
             alphas = np.ascontiguousarray(tri[:, 0], np.float32)
             del tri
-        if key is not None:
-            for old in [k for k in ctx.cache if k.startswith("unrefined:")]:
-                del ctx.cache[old]  # only the latest guidance is worth keeping
-            ctx.cache[key] = alphas.copy()
+        cls._remember_unrefined(ctx, masks, alphas)
         return alphas
+
+    @classmethod
+    def _unrefined_key(cls, masks: np.ndarray) -> str | None:
+        """Cache key of the unrefined alphas for these masks; None when too large to keep."""
+        import hashlib
+
+        if masks.shape[0] * masks.shape[1] * masks.shape[2] * 4 > cls.UNREFINED_CACHE_BYTES:
+            return None
+        return "unrefined:" + hashlib.blake2b(np.ascontiguousarray(masks).tobytes(), digest_size=16).hexdigest()
+
+    @classmethod
+    def _remember_unrefined(cls, ctx: ImageContext, masks: np.ndarray, alphas: np.ndarray) -> None:
+        """Keep a copy of the unrefined alphas for these masks (only the latest guidance's)."""
+        key = cls._unrefined_key(masks)
+        if key is None:
+            return
+        for old in [k for k in ctx.cache if k.startswith("unrefined:")]:
+            del ctx.cache[old]
+        ctx.cache[key] = alphas.copy()
 
     def _instances(self, out: np.ndarray, masks: np.ndarray, sources: list[tuple], consistent: bool
                    ) -> list[Instance]:

@@ -194,3 +194,9 @@ def test_engine_drops_detections_the_matter_found_empty_but_never_user_masks():
     assert kept is None and out.shape == (3, 50, 50) and Matter.calls[-1] is False
     result = engine.run(image, masks=masks)  # the user's masks: every one stays a person
     assert len(result.instances) == 3
+    result = engine.run(image, masks=masks, detected=True)  # the detector's: the empty one goes
+    assert len(result.instances) == 2 and Matter.calls[-1] is True
+    np.testing.assert_array_equal(np.stack([i.coarse_mask for i in result.instances]), original[[0, 2]])
+    n = len(Matter.calls)
+    engine.refine(result, "cycle", order=[1, 0])  # starts from the kept people's cached alphas
+    assert len(Matter.calls) == n
