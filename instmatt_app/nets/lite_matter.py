@@ -116,7 +116,7 @@ def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_s
     return out
 
 
-def merge_duplicate_people(alphas: np.ndarray, overlap: float = 0.6, level: float = 0.5) -> list[int]:
+def merge_duplicate_people(alphas: np.ndarray, overlap: float = 0.4, level: float = 0.5) -> list[int]:
     """Detections that are the same person, merged in place; returns the indices emptied.
 
     The embedded detector sometimes splits a person into fragments; InstMatt-Lite, trained on the
@@ -127,11 +127,12 @@ def merge_duplicate_people(alphas: np.ndarray, overlap: float = 0.6, level: floa
     k = len(alphas)
     if k < 2:
         return []
-    boxes = []  # work on each pair's shared box only
-    for a in alphas:
-        rows, cols = np.flatnonzero((a >= level).any(1)), np.flatnonzero((a >= level).any(0))
+    boxes, area = [], np.zeros(k, np.int64)  # each pair is compared inside its shared box only
+    for i, a in enumerate(alphas):
+        inside = a >= level
+        rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
         boxes.append((rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) if rows.size else None)
-    area = np.array([(a >= level).sum() if b else 0 for a, b in zip(alphas, boxes)], np.int64)
+        area[i] = np.count_nonzero(inside[rows[0]:rows[-1] + 1]) if rows.size else 0
     emptied: list[int] = []
     for i in np.argsort(-area, kind="stable"):
         if i in emptied or boxes[i] is None:
@@ -149,7 +150,7 @@ def merge_duplicate_people(alphas: np.ndarray, overlap: float = 0.6, level: floa
                 alphas[j] = 0.0
                 emptied.append(j)
                 boxes[i] = (min(bi[0], bj[0]), max(bi[1], bj[1]), min(bi[2], bj[2]), max(bi[3], bj[3]))
-                area[i] = (alphas[i] >= level).sum()
+                area[i] = np.count_nonzero(alphas[i] >= level)
     return sorted(emptied)
 
 
@@ -325,4 +326,3 @@ class LiteMatter:
 @register("matter", "lite")
 def build_lite_matter(weights: str | None = None, device: str = "cpu", **options) -> LiteMatter:
     return LiteMatter(weights, device=device, **options)
-
