@@ -1,6 +1,6 @@
 """Engine benchmark: per-stage time and peak memory of `Engine.run` on development photos.
 
-    python benchmarks/bench_engine.py [--limit N] [--side 1280] [--big] [--repeat N]
+    python benchmarks/bench_engine.py [--limit N] [--side 1280] [--big] [--repeat N] [--guidance-passes 1,8]
 
 Prints a table per photo set:
 * dev photos (../shared/data synthetic composites and qualitative photos) resized to a long side of --side;
@@ -10,7 +10,9 @@ Prints a table per photo set:
 Peak RSS is measured in a fresh child process per set (ru_maxrss), so sets do not pollute each other;
 it includes the benchmark's own copy of the photo. ``Engine.prepare()`` loads the models before the
 clock starts; the first photo of a set still pays for first-call set-up and is reported apart.
-Times are wall-clock on this machine.
+Times are wall-clock on this machine. --guidance-passes N[,M...] runs every set once per value
+(InstMatt-Lite's iterated guidance; default: the engine's default), one after the other in the same
+invocation, so the ratio of their medians compares like with like.
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ def _photos(side: int, limit: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def _run_set(kind: str, side: int, limit: int, refine: str, queue) -> None:
+def _run_set(kind: str, side: int, limit: int, refine: str, passes: int | None, queue) -> None:
     from instmatt_app.pipeline import Engine, EngineConfig
 
     if kind == "big":
@@ -57,7 +59,7 @@ def _run_set(kind: str, side: int, limit: int, refine: str, queue) -> None:
         photos = [("24MP", cv2.resize(img, (6000, 4000), interpolation=cv2.INTER_CUBIC))]
     else:
         photos = _photos(side, limit)
-    engine = Engine(EngineConfig(device="cpu", refine=refine))
+    engine = Engine(EngineConfig(device="cpu", refine=refine, guidance_passes=passes))
     engine.prepare()
     rows = []
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -72,10 +74,10 @@ def _run_set(kind: str, side: int, limit: int, refine: str, queue) -> None:
     queue.put({"rows": rows, "peak_rss_mb": peak, "rss_after_models_mb": base_rss})
 
 
-def run_set(kind: str, side: int, limit: int, refine: str) -> dict:
+def run_set(kind: str, side: int, limit: int, refine: str, passes: int | None = None) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_run_set, args=(kind, side, limit, refine, q))
+    p = ctx.Process(target=_run_set, args=(kind, side, limit, refine, passes, q))
     p.start()
     while True:  # a child that dies (bad data path, out of memory) must not leave us waiting forever
         try:
@@ -112,21 +114,32 @@ def main() -> int:
     ap.add_argument("--big", action="store_true", help="also the 24 MP photo")
     ap.add_argument("--repeat", type=int, default=1, help="runs of the 24 MP photo, each in a fresh process")
     ap.add_argument("--json", default=None, help="write the raw numbers here")
+    ap.add_argument("--guidance-passes", default=None, metavar="N[,M...]",
+                    help="InstMatt-Lite's passes of iterated guidance; several values: every set once per value")
     args = ap.parse_args()
-    results = {"dev": run_set("dev", args.side, args.limit, args.refine)}
-    print_table(f"dev photos at {args.side} px, refine={args.refine}", results["dev"])
-    if args.big:
-        runs = [run_set("big", args.side, 1, args.refine) for _ in range(max(1, args.repeat))]
-        for n, res in enumerate(runs, 1):
-            print_table(f"24 MP photo to full-resolution mattes, refine={args.refine}"
-                        + (f", run {n} of {len(runs)}" if len(runs) > 1 else ""), res)
-        if len(runs) > 1:
-            totals = [r["rows"][0]["total"] for r in runs]
-            peaks = [r["peak_rss_mb"] for r in runs]
-            print(f"\n24 MP over {len(runs)} runs: total median {np.median(totals):.2f} s "
-                  f"(range {min(totals):.2f}-{max(totals):.2f}); peak RSS median {np.median(peaks):.0f} MB "
-                  f"(range {min(peaks):.0f}-{max(peaks):.0f})")
-        results["big"] = runs[0] if len(runs) == 1 else runs
+    passes = [int(v) for v in args.guidance_passes.split(",")] if args.guidance_passes else [None]
+    results: dict = {}
+    for n in passes:
+        tag = "" if n is None else f", guidance passes {n}"
+        key = "" if n is None else f"@{n}"
+        results["dev" + key] = run_set("dev", args.side, args.limit, args.refine, n)
+        print_table(f"dev photos at {args.side} px, refine={args.refine}{tag}", results["dev" + key])
+        if args.big:
+            runs = [run_set("big", args.side, 1, args.refine, n) for _ in range(max(1, args.repeat))]
+            for i, res in enumerate(runs, 1):
+                print_table(f"24 MP photo to full-resolution mattes, refine={args.refine}{tag}"
+                            + (f", run {i} of {len(runs)}" if len(runs) > 1 else ""), res)
+            if len(runs) > 1:
+                totals = [r["rows"][0]["total"] for r in runs]
+                peaks = [r["peak_rss_mb"] for r in runs]
+                print(f"\n24 MP over {len(runs)} runs{tag}: total median {np.median(totals):.2f} s "
+                      f"(range {min(totals):.2f}-{max(totals):.2f}); peak RSS median {np.median(peaks):.0f} MB "
+                      f"(range {min(peaks):.0f}-{max(peaks):.0f})")
+            results["big" + key] = runs[0] if len(runs) == 1 else runs
+    if len(passes) > 1:
+        med = {n: np.median([r["total"] for r in results[f"dev@{n}"]["rows"][1:]]) for n in passes}
+        print("\ndev median total s: " + ", ".join(f"{n} passes {t:.2f}" for n, t in med.items())
+              + f" (ratio {med[passes[-1]] / med[passes[0]]:.2f})")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

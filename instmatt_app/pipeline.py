@@ -64,6 +64,8 @@ class EngineConfig:
     while the engine runs (numpy's default). Off by default: with the common ``defrag=madvise``
     setting every fresh large array can stall in direct memory compaction; measured on a 24 MP
     photo this cost ≈ 1.3 s of ≈ 5.4 s (docs/benchmarks.md, Engine), and nothing at 1280 px.
+    guidance_passes: passes of iterated mutual guidance InstMatt-Lite makes on the detector's masks
+    (None = the matter's default, 1 = one pass: fastest; ``LiteMatter.settle``); other matters ignore it.
     detector_options / matter_options: passed to the builders."""
 
     device: str = "auto"
@@ -75,6 +77,7 @@ class EngineConfig:
     max_side: int | None = None
     official_postprocess: bool = False
     numpy_hugepages: bool = False
+    guidance_passes: int | None = None
     weights: dict[str, str] = field(default_factory=dict)
     detector_options: dict = field(default_factory=dict)
     matter_options: dict = field(default_factory=dict)
@@ -177,6 +180,8 @@ class Engine:
                     opts["official_postprocess"] = True
             elif name == "lite":
                 weights = self.config.weights.get("lite")
+                if self.config.guidance_passes is not None:
+                    opts["guidance_passes"] = self.config.guidance_passes
             try:
                 self._matter = registry.build("matter", "default" if name == "parts" else name, weights=weights,
                                               device=self.device, **opts)
@@ -201,6 +206,9 @@ class Engine:
         for kind in ("instmatt", "maskrcnn", "sam"):
             if (kind == self.matting_name or kind == self.config.detector) and self._weights(kind):
                 used[f"{kind}-weights"] = self._weights(kind)
+        passes = getattr(self._matter, "guidance_passes", None)
+        if passes is not None:
+            used["guidance_passes"] = str(passes)
         return used
 
     def prepare(self, detector: bool = True) -> None:
@@ -256,7 +264,9 @@ class Engine:
         found: the masks are the detector's, not the user's. A matter that can tell (InstMatt-Lite
         was trained on the detector's own masks, ``merges_duplicates``) then merges detections that
         grew into the same person and the people whose matte is (almost) empty are dropped before
-        refinement; ``kept`` lists the surviving mask indices in order (None: all kept), and ``masks``
+        refinement; before that, a matter with iterated guidance (``guidance_passes`` > 1) settles
+        the masks (``LiteMatter.settle``: the masks are overwritten with the network's own). ``kept``
+        lists the surviving mask indices in order (None: all kept and no mask changed), and ``masks``
         is then compacted in place: its first ``len(kept)`` rows are the survivors' (no copy of the
         (k, H, W) arrays: a 24 MP photo's are ~100 MB per person)."""
         matter = self.matter
@@ -264,6 +274,13 @@ class Engine:
             return matter.matte(image, masks, refine=refine, order=order, context=ctx), None
         t0 = time.perf_counter()
         merge = found and getattr(matter, "merges_duplicates", False)
+        settled = None
+        if merge and len(masks) and getattr(matter, "guidance_passes", 1) > 1:
+            # iterated mutual guidance: the masks become the network's own (settled) masks, in place
+            settled = matter.settle(image, masks, min_area=self.MIN_PERSON_AREA)
+            masks = masks[:len(settled)]
+            order = [settled.index(i) for i in order if i in settled]
+            ctx.timings["settle"] = time.perf_counter() - t0
         alphas = self._unrefined(matter, image, masks, ctx, merge=merge)
         kept = None
         if merge and len(alphas):
@@ -276,6 +293,8 @@ class Engine:
                 self._remember_unrefined(ctx, masks, alphas)
             else:
                 kept = None
+        if settled is not None:  # the original detections' indices; masks changed, so always a list
+            kept = settled if kept is None else [settled[i] for i in kept]
         ctx.timings["matter"] = ctx.timings.get("matter", 0.0) + time.perf_counter() - t0
         if refine != "none" and len(masks) > 0:
             try:
@@ -411,6 +430,9 @@ class Engine:
             for i, d in enumerate(dets):
                 d.mask = coarse[i]
             order = self._order(len(dets), [kept.index(i) for i in order if i in kept])
+            if "settle" in ctx.timings:  # the masks are the settled ones: so are the boxes
+                for d in dets:
+                    d.box = mask_box(d.mask, d.box)
         check()
         # tri-masks and tri-mattes are derived from the masks and alphas when asked for
         instances = self._instances(out, coarse, [(d.box, d.score, d.source) for d in dets],
@@ -472,11 +494,7 @@ class Engine:
         self._bind_edits(out, masks, result)
         sources = [(inst.box, inst.score, inst.source) for inst in result.instances] + \
                   [(d.box, d.score, d.source) for d in added]
-        for i, (box, score, source) in enumerate(sources):
-            ys, xs = np.nonzero(masks[i] > 0.5)
-            if len(xs):
-                sources[i] = ((float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)),
-                              score, source)
+        sources = [(mask_box(masks[i], box), score, source) for i, (box, score, source) in enumerate(sources)]
         instances = self._instances(out, masks, sources, consistent=True)
         del out
         timings = dict(result.timings, refine=time.perf_counter() - t0)
@@ -504,6 +522,16 @@ class Engine:
             a = alphas[i][sl]
             a *= 1.0 - np.clip(-d, 0.0, 1.0)
             np.maximum(a, np.clip(d, 0.0, 1.0), out=a)
+
+
+def mask_box(mask: np.ndarray, fallback: tuple) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of ``mask`` ((H, W) float) > 0.5, in pixels (exclusive end); ``fallback``
+    when the mask is empty. Row and column projections only: no index arrays of a large mask."""
+    inside = mask > 0.5
+    rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+    if rows.size == 0:
+        return fallback
+    return float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
 
 
 def _compact(arr: np.ndarray, kept: list[int]) -> np.ndarray:

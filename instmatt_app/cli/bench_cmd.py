@@ -6,6 +6,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from instmatt_app.cli.arg_types import positive_int
+
 HELP = "benchmark the engine on a HIM2K-layout (IMQ) or COCO-style (recognition) data set"
 
 _METHODS = {"all": ("masks", "parts", "lite", "instmatt"), "parts": ("masks", "parts"),
@@ -28,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--refine", default="parallel", choices=["none", "parallel", "cycle"],
                    help="refinement mode of the engine (default parallel)")
+    p.add_argument("--guidance-passes", type=positive_int, default=None, metavar="N",
+                   help="passes of iterated mutual guidance InstMatt-Lite makes on the detector's masks "
+                        "(default 8; 1 = a single pass, the fastest; never used on --masks)")
     p.add_argument("--masks", default=None, metavar="gt|DIR",
                    help="give every method these coarse masks instead of the detector's: 'gt' = the data "
                         "set's GT instances binarised at 0.5 (measures matting alone), or a folder with "
@@ -49,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         from instmatt_app.pipeline import EngineError
 
-        predict, notes = bench.engine_predictor(_METHODS[args.matting], device=args.device, refine=args.refine)
+        predict, notes = bench.engine_predictor(_METHODS[args.matting], device=args.device, refine=args.refine,
+                                               guidance_passes=args.guidance_passes)
 
         def progress(i: int, n: int, name: str) -> None:
             print(f"\r{i}/{n} {name}          ", end="", file=sys.stderr, flush=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from instmatt_app.cli.arg_types import positive_int
+
 HELP = "matte every person in photos (files or folders) and write alphas, cut-outs, tri-mattes, JSON, PSD"
 
 
@@ -31,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "are installed, else lite")
     p.add_argument("--refine", default="parallel", choices=["none", "parallel", "cycle"],
                    help="multi-instance refinement (default parallel)")
+    p.add_argument("--guidance-passes", type=positive_int, default=None, metavar="N",
+                   help="passes of iterated mutual guidance InstMatt-Lite makes on the detector's masks "
+                        "(default 8; 1 = a single pass, the fastest; never used on --masks)")
     p.add_argument("--order", default=None, metavar="I,J,...",
                    help="cycle refinement order: instance indices, first refined first (default 0,1,2,...)")
     p.add_argument("--trimask", default="union", choices=["union", "sum"],
@@ -113,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         engine = Engine(EngineConfig(device=args.device, detector=args.detector, matting=args.matting,
                                      refine=args.refine, order=order, trimask_mode=args.trimask,
-                                     max_side=args.max_side, official_postprocess=args.official_postprocess))
+                                     max_side=args.max_side, official_postprocess=args.official_postprocess,
+                                     guidance_passes=args.guidance_passes))
         engine.prepare(detector=not args.masks)
     except (EngineError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)

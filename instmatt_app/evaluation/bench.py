@@ -142,14 +142,16 @@ MATTERS = ("parts", "lite", "instmatt")
 
 
 def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instmatt"), device: str = "cpu",
-                     refine: str = "parallel") -> tuple[Callable[[np.ndarray], BenchPrediction], list[str]]:
+                     refine: str = "parallel", guidance_passes: int | None = None
+                     ) -> tuple[Callable[[np.ndarray], BenchPrediction], list[str]]:
     """Predictor over the engine: returns (predict, notes).
 
     The default detector runs once per photo (or ``predict(image, masks=...)`` gives reference
     masks); every matter then works on the same coarse masks.
     "masks": those coarse masks used as mattes (the paper's Mask R-CNN row); "parts": the
     registry-parts matter (RVM's human alpha split among the people; "default" is its old name);
-    "lite": our trained InstMatt-Lite network; "instmatt": the InstMatt network, when its official
+    "lite": our trained InstMatt-Lite network (``guidance_passes``: its iterated guidance on the
+    detector's masks, None = its default); "instmatt": the InstMatt network, when its official
     weights are installed (otherwise skipped with a note, or an error when asked for alone).
     """
     from instmatt_app.model_manager import user_model
@@ -169,7 +171,8 @@ def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instma
                                       "`instmatt models add instmatt FILE`")
             notes.append("InstMatt network: weights not installed, not measured")
             continue
-        engines[m] = base if m == "parts" else Engine(EngineConfig(device=device, matting=m, refine=refine))
+        engines[m] = base if m == "parts" else Engine(EngineConfig(device=device, matting=m, refine=refine,
+                                                                   guidance_passes=guidance_passes))
 
     def predict(image: np.ndarray, masks: np.ndarray | None = None) -> BenchPrediction:
         out: dict[str, np.ndarray] = {}

@@ -14,6 +14,12 @@ faint texture deep inside the person is filled (:func:`_fill_core`).
 :class:`LiteMatter` is the engine's matter ``lite`` (the default when its weights are installed):
 ``alphas(image, masks)`` → (k, H, W); ``matte(image, masks)`` → (k, 3, H, W) tri-mattes.
 
+Iterated mutual guidance (:meth:`LiteMatter.settle`, the engine calls it for the detector's masks
+only): the network's own alphas, binarised, become the next pass's guidance masks. Trained on the
+detector's masks, the network grows a fragment towards the whole person and pulls a mask back from a
+neighbour a little in every pass; repeating the passes at a low resolution carries those corrections
+much further than one pass (docs/instmatt-lite.md, "Iterated guidance").
+
 Arrays: image (H, W, 3) uint8 RGB; masks (k, H, W) bool or float in [0, 1] (≥ 0.5 = inside);
 returns (k, H, W) float32 alphas in [0, 1] (before the multi-instance consistency step).
 """
@@ -30,9 +36,13 @@ from instmatt_app.nets.image_context import ImageContext
 from instmatt_app.nets.lite_model import ARCHITECTURE, LiteMatteNet
 from instmatt_app.nets.registry import register
 
-__all__ = ["LiteMatter", "LiteWeightsError", "load_lite", "matte_people", "merge_duplicate_people", "person_crop"]
+__all__ = ["LiteMatter", "LiteWeightsError", "load_lite", "matte_people", "merge_duplicate_people", "person_crop",
+           "scale_down_overlaps"]
 
 FLOOR = 2.0 / 255.0
+# passes of iterated mutual guidance on the detector's masks (LiteMatter.settle), chosen on the
+# validation composites (docs/instmatt-lite.md, "Iterated guidance")
+GUIDANCE_PASSES = 8
 
 
 class LiteWeightsError(ValueError):
@@ -152,6 +162,17 @@ def merge_duplicate_people(alphas: np.ndarray, overlap: float = 0.4, level: floa
                 boxes[i] = (min(bi[0], bj[0]), max(bi[1], bj[1]), min(bi[2], bj[2]), max(bi[3], bj[3]))
                 area[i] = np.count_nonzero(alphas[i] >= level)
     return sorted(emptied)
+
+
+def scale_down_overlaps(alphas: np.ndarray) -> np.ndarray:
+    """Where the people's alphas ((k, H, W) float32) add up to more than 1, scale them down to a sum
+    of 1, in place; returns ``alphas``."""
+    if len(alphas):
+        total = alphas.sum(0)
+        over = total > 1.0
+        if over.any():
+            alphas[:, over] /= total[over]
+    return alphas
 
 
 def _matte_crop(net: LiteMatteNet, img: np.ndarray, tri: np.ndarray, fine_side: int, base_side: int, fuse: bool,
@@ -276,6 +297,8 @@ class LiteMatter:
     the network on crops of at most 512 px without RVM's guided filter (measured best on held-out
     composites, docs/instmatt-lite.md), then upsample with a guided filter on the photo. On CUDA the network runs in
     fp32 (the engine's CPU fallback rebuilds it on the CPU after an out-of-memory error).
+    guidance_passes / pass_side / pass_crop_side: iterated mutual guidance for the detector's masks
+    (:meth:`settle`; 1 = a single pass, as before it existed). merge_overlap: see :meth:`alphas`.
     """
 
     name = "lite"
@@ -285,7 +308,8 @@ class LiteMatter:
     def __init__(self, weights: str | Path | None = None, device: str = "cpu", fine_side: int = 512,
                  base_side: int = 512, context: float = 0.25, floor: float = FLOOR, solid_core: bool = True,
                  fill_holes: float = 0.05, threshold: float = 0.3, trust_core: float = 0.03,
-                 merge_overlap: float = 0.4):
+                 merge_overlap: float = 0.4, guidance_passes: int = GUIDANCE_PASSES, pass_side: int = 512,
+                 pass_crop_side: int = 256):
         if weights is None:
             from instmatt_app.model_manager import model_path
 
@@ -297,6 +321,11 @@ class LiteMatter:
                         "solid_core": solid_core, "fill_holes": fill_holes, "threshold": threshold,
                         "trust_core": trust_core}
         self.merge_overlap = merge_overlap
+        if int(guidance_passes) < 1:
+            raise ValueError(f"guidance_passes must be at least 1, got {guidance_passes}")
+        self.guidance_passes = int(guidance_passes)
+        self.pass_side = int(pass_side)
+        self.pass_crop_side = int(pass_crop_side)
 
     def alphas(self, image: np.ndarray, masks: np.ndarray, context: ImageContext | None = None,
                merge_duplicates: bool = False) -> np.ndarray:
@@ -309,11 +338,47 @@ class LiteMatter:
         a = matte_people(self.net, image, masks, device=self.device, **self.options)
         if merge_duplicates and self.merge_overlap > 0:
             merge_duplicate_people(a, self.merge_overlap)
-        total = a.sum(0)
-        over = total > 1.0
-        if over.any():
-            a[:, over] /= total[over]
-        return a
+        return scale_down_overlaps(a)
+
+    def settle(self, image: np.ndarray, masks: np.ndarray, min_area: float = 0.0) -> list[int]:
+        """Iterated mutual guidance for the detector's masks: ``guidance_passes − 1`` passes of the
+        network on the photo brought down to ``pass_side`` px (crops of at most ``pass_crop_side``
+        px), each pass's alphas binarised at 0.5 guiding the next; after every pass people merged
+        into another (:func:`merge_duplicate_people`) or with less than ``min_area`` of the photo at
+        α ≥ 0.5 are dropped. The final, full-resolution pass (:meth:`alphas`) is the caller's.
+
+        image: (H, W, 3) uint8 RGB; masks: (k, H, W) float32 in [0, 1], overwritten in place: its
+        first ``len(kept)`` rows become the settled masks (0/1) of the surviving people (no copy of
+        the full-size array). Returns kept: the surviving people's original indices, in order. With
+        ``guidance_passes`` = 1 nothing changes and all are kept. Never use it on a user's masks:
+        they are meant as they are (and from exact masks the passes drift away from them)."""
+        k = len(masks)
+        kept = list(range(k))
+        if self.guidance_passes <= 1 or k == 0:
+            return kept
+        h, w = image.shape[:2]
+        f = min(1.0, self.pass_side / max(h, w))
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if f < 1.0 else image
+        guide = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_AREA) for m in masks]) if f < 1.0 \
+            else np.array(masks, np.float32)
+        opts = dict(self.options, fine_side=self.pass_crop_side, base_side=self.pass_crop_side)
+        for _ in range(self.guidance_passes - 1):
+            a = matte_people(self.net, small, guide, device=self.device, **opts)
+            if self.merge_overlap > 0:
+                merge_duplicate_people(a, self.merge_overlap)
+            scale_down_overlaps(a)
+            inside = a >= 0.5
+            live = [i for i in range(len(a)) if np.count_nonzero(inside[i]) >= min_area * inside[i].size
+                    and inside[i].any()]
+            kept = [kept[i] for i in live]
+            guide = inside[live].astype(np.float32)
+            if not kept:
+                break
+        for i, g in enumerate(guide):
+            big = cv2.resize(g, (w, h), interpolation=cv2.INTER_LINEAR) if f < 1.0 else g
+            np.greater_equal(big, 0.5, out=masks[i], casting="unsafe")
+        return kept
 
     def matte(self, image: np.ndarray, masks: np.ndarray, context: ImageContext | None = None) -> np.ndarray:
         """(k, 3, H, W) float32 tri-mattes [α_t, α_r, α_b] built from :meth:`alphas`."""

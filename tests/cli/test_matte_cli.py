@@ -25,6 +25,7 @@ def test_matte_sample_writes_everything(tmp_path):
     assert tri.shape == (640, 1186, 3) and np.abs(tri.sum(2) - 255).max() <= 2  # α_t + α_r + α_b = 1
     meta = json.loads((out / "two_portraits.json").read_text())
     assert len(meta["people"]) == 2 and meta["models"]["matting"] == "lite"
+    assert meta["models"]["guidance_passes"] == "8" and "stage:settle" in meta["timings_s"]
     assert {"detect", "matte", "total"} <= set(meta["timings_s"])
 
 
@@ -55,5 +56,19 @@ def test_bad_options(tmp_path, capsys):
     assert main(["matte", img, "-o", str(tmp_path), "--formats", "png,gif"]) == 2
     assert "gif" in capsys.readouterr().err
     assert main(["matte", img, "-o", str(tmp_path), "--order", "a,b"]) == 2
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit) as exc:
+            main(["matte", img, "-o", str(tmp_path), "--guidance-passes", bad])
+        assert exc.value.code == 2 and "--guidance-passes" in capsys.readouterr().err
     assert main(["matte", img, "-o", str(tmp_path), "--matting", "instmatt", "--device", "cpu"]) == 2
     assert "instmatt models add" in capsys.readouterr().err
+
+
+def test_guidance_passes_reach_the_network_and_the_json(tmp_path):
+    out = tmp_path / "out"
+    rc = main(["matte", str(REPO / "resources/sample/two_portraits.jpg"), "-o", str(out), "--device", "cpu",
+               "--formats", "json", "--guidance-passes", "1", "--quiet"])
+    assert rc == 0
+    meta = json.loads((out / "two_portraits.json").read_text())
+    assert meta["models"]["guidance_passes"] == "1" and len(meta["people"]) == 2
+    assert "stage:settle" not in meta["timings_s"]
