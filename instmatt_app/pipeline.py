@@ -281,6 +281,7 @@ class Engine:
             masks = masks[:len(settled)]
             order = [settled.index(i) for i in order if i in settled]
             ctx.timings["settle"] = time.perf_counter() - t0
+            t0 = time.perf_counter()  # "matter" is the final, full-resolution pass
         alphas = self._unrefined(matter, image, masks, ctx, merge=merge)
         kept = None
         if merge and len(alphas):

@@ -536,7 +536,8 @@ class MainWindow(QMainWindow):
 
                 refine = self.settings.get("refine")
                 self.engine = Engine(EngineConfig(device=self.settings.get("device"),
-                                                  refine=refine if refine in ("none", "parallel") else "parallel"))
+                                                  refine=refine if refine in ("none", "parallel") else "parallel",
+                                                  guidance_passes=max(1, self.settings.get("guidance_passes"))))
         return self.engine
 
     # ================================================================== documents
@@ -1595,12 +1596,12 @@ class MainWindow(QMainWindow):
     def preferences(self) -> None:
         from instmatt_app.gui.preferences_dialog import PreferencesDialog
 
-        old_device = self.settings.get("device")
+        old = (self.settings.get("device"), self.settings.get("guidance_passes"))
         dlg = PreferencesDialog(self.settings, self)
         if dlg.exec():
             self._apply_autosave_interval()
-            if self.settings.get("device") != old_device and not self._busy():
-                self.engine = None  # rebuilt on the next job with the new device
+            if (self.settings.get("device"), self.settings.get("guidance_passes")) != old and not self._busy():
+                self.engine = None  # rebuilt on the next job with the new device / passes
                 self._update_device_label()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802  (drops outside the canvas)

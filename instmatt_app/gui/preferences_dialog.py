@@ -31,6 +31,13 @@ class PreferencesDialog(QDialog):
         self.refine.addItems(["parallel", "cycle", "none"])
         self.refine.setCurrentText(settings.get("refine"))
         form.addRow("Default refinement", self.refine)
+        self.passes = QSpinBox()
+        self.passes.setRange(1, 16)
+        self.passes.setValue(max(1, int(settings.get("guidance_passes"))))
+        self.passes.setToolTip("Passes of iterated mutual guidance on the detector's masks: each pass lets the "
+                               "network correct a person's mask a little more (people split in pieces become "
+                               "whole). 8 = best quality measured; 1 = fastest (about 0.5 s less per photo)")
+        form.addRow("Guidance passes", self.passes)
         self.autosave = QSpinBox()
         self.autosave.setRange(0, 3600)
         self.autosave.setSuffix(" s")
@@ -118,5 +125,6 @@ class PreferencesDialog(QDialog):
     def _accept(self) -> None:
         self.settings.set("device", self.device.currentText())
         self.settings.set("refine", self.refine.currentText())
+        self.settings.set("guidance_passes", self.passes.value())
         self.settings.set("autosave_s", self.autosave.value())
         self.accept()

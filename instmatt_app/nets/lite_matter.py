@@ -43,6 +43,10 @@ FLOOR = 2.0 / 255.0
 # passes of iterated mutual guidance on the detector's masks (LiteMatter.settle), chosen on the
 # validation composites (docs/instmatt-lite.md, "Iterated guidance")
 GUIDANCE_PASSES = 8
+# how much two detections' alphas (≥ 0.5) must overlap, as a fraction of the smaller, to be one person
+# (merge_duplicate_people): chosen on the same validation composites, with and without iterated guidance
+MERGE_OVERLAP_ITERATED = 0.6
+MERGE_OVERLAP_SINGLE = 0.4
 
 
 class LiteWeightsError(ValueError):
@@ -162,6 +166,15 @@ def merge_duplicate_people(alphas: np.ndarray, overlap: float = 0.4, level: floa
                 boxes[i] = (min(bi[0], bj[0]), max(bi[1], bj[1]), min(bi[2], bj[2]), max(bi[3], bj[3]))
                 area[i] = np.count_nonzero(alphas[i] >= level)
     return sorted(emptied)
+
+
+def _masks_settled(before: np.ndarray, after: np.ndarray, tolerance: float) -> bool:
+    """Whether every person's mask ((k, h, w) bool, same people in both) changed by at most
+    ``tolerance`` × its area (at least 1 px) from ``before`` to ``after``."""
+    for b, a in zip(before, after):
+        if np.count_nonzero(b != a) > tolerance * max(np.count_nonzero(a), 1):
+            return False
+    return True
 
 
 def scale_down_overlaps(alphas: np.ndarray) -> np.ndarray:
@@ -297,8 +310,9 @@ class LiteMatter:
     the network on crops of at most 512 px without RVM's guided filter (measured best on held-out
     composites, docs/instmatt-lite.md), then upsample with a guided filter on the photo. On CUDA the network runs in
     fp32 (the engine's CPU fallback rebuilds it on the CPU after an out-of-memory error).
-    guidance_passes / pass_side / pass_crop_side: iterated mutual guidance for the detector's masks
-    (:meth:`settle`; 1 = a single pass, as before it existed). merge_overlap: see :meth:`alphas`.
+    guidance_passes / pass_side / pass_crop_side / settle_tolerance: iterated mutual guidance for the
+    detector's masks (:meth:`settle`; 1 = a single pass, as before it existed). merge_overlap: see :meth:`alphas`
+    (None: 0.6 with iterated guidance, 0.4 with a single pass).
     """
 
     name = "lite"
@@ -308,8 +322,8 @@ class LiteMatter:
     def __init__(self, weights: str | Path | None = None, device: str = "cpu", fine_side: int = 512,
                  base_side: int = 512, context: float = 0.25, floor: float = FLOOR, solid_core: bool = True,
                  fill_holes: float = 0.05, threshold: float = 0.3, trust_core: float = 0.03,
-                 merge_overlap: float = 0.4, guidance_passes: int = GUIDANCE_PASSES, pass_side: int = 512,
-                 pass_crop_side: int = 256):
+                 merge_overlap: float | None = None, guidance_passes: int = GUIDANCE_PASSES, pass_side: int = 512,
+                 pass_crop_side: int = 256, settle_tolerance: float = 0.0):
         if weights is None:
             from instmatt_app.model_manager import model_path
 
@@ -320,12 +334,15 @@ class LiteMatter:
         self.options = {"fine_side": fine_side, "base_side": base_side, "context": context, "floor": floor,
                         "solid_core": solid_core, "fill_holes": fill_holes, "threshold": threshold,
                         "trust_core": trust_core}
-        self.merge_overlap = merge_overlap
         if int(guidance_passes) < 1:
             raise ValueError(f"guidance_passes must be at least 1, got {guidance_passes}")
         self.guidance_passes = int(guidance_passes)
+        if merge_overlap is None:  # each the best on the validation composites for its number of passes
+            merge_overlap = MERGE_OVERLAP_ITERATED if self.guidance_passes > 1 else MERGE_OVERLAP_SINGLE
+        self.merge_overlap = merge_overlap
         self.pass_side = int(pass_side)
         self.pass_crop_side = int(pass_crop_side)
+        self.settle_tolerance = float(settle_tolerance)
 
     def alphas(self, image: np.ndarray, masks: np.ndarray, context: ImageContext | None = None,
                merge_duplicates: bool = False) -> np.ndarray:
@@ -345,7 +362,9 @@ class LiteMatter:
         network on the photo brought down to ``pass_side`` px (crops of at most ``pass_crop_side``
         px), each pass's alphas binarised at 0.5 guiding the next; after every pass people merged
         into another (:func:`merge_duplicate_people`) or with less than ``min_area`` of the photo at
-        α ≥ 0.5 are dropped. The final, full-resolution pass (:meth:`alphas`) is the caller's.
+        α ≥ 0.5 are dropped. The passes stop early once nobody was dropped and no person's mask
+        changed by more than ``settle_tolerance`` of its area (0: not at all, when a further pass
+        would give exactly the same). The final, full-resolution pass (:meth:`alphas`) is the caller's.
 
         image: (H, W, 3) uint8 RGB; masks: (k, H, W) float32 in [0, 1], overwritten in place: its
         first ``len(kept)`` rows become the settled masks (0/1) of the surviving people (no copy of
@@ -364,6 +383,7 @@ class LiteMatter:
             else np.array(masks, np.float32)
         opts = dict(self.options, fine_side=self.pass_crop_side, base_side=self.pass_crop_side)
         for _ in range(self.guidance_passes - 1):
+            before = guide >= 0.5
             a = matte_people(self.net, small, guide, device=self.device, **opts)
             if self.merge_overlap > 0:
                 merge_duplicate_people(a, self.merge_overlap)
@@ -373,7 +393,7 @@ class LiteMatter:
                     and inside[i].any()]
             kept = [kept[i] for i in live]
             guide = inside[live].astype(np.float32)
-            if not kept:
+            if not kept or (len(live) == len(before) and _masks_settled(before, inside, self.settle_tolerance)):
                 break
         for i, g in enumerate(guide):
             big = cv2.resize(g, (w, h), interpolation=cv2.INTER_LINEAR) if f < 1.0 else g

@@ -150,7 +150,12 @@ def test_preferences_dialog_lists_models_with_licences_and_rejects_bad_weights(w
     bogus.write_bytes(b"garbage")
     assert not dlg.add_model("instmatt", str(bogus))
     assert "not_weights.pth" in dlg.message.text()
+    assert dlg.passes.value() == 8
     dlg.device.setCurrentText("cpu")
     dlg.autosave.setValue(0)
+    dlg.passes.setValue(2)
     dlg._accept()
     assert window.settings.get("device") == "cpu" and window.settings.get("autosave_s") == 0
+    assert window.settings.get("guidance_passes") == 2
+    window.engine, window._engine_factory = None, None   # the app's own engine, built from the settings
+    assert window._get_engine().config.guidance_passes == 2

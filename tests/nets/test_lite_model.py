@@ -248,6 +248,32 @@ def test_settle_drops_merged_and_empty_people_across_passes(monkeypatch, data_di
     np.testing.assert_array_equal(masks[3, 300:380, 220:280], np.float32(0.9))    # rows past the survivors: untouched
 
 
+def test_settle_stops_when_the_masks_stop_changing(monkeypatch):
+    from instmatt_app.nets import lite_matter
+    from instmatt_app.nets.lite_matter import LiteMatter
+
+    calls = []
+
+    def fake_matte_people(net, image, masks, **options):
+        calls.append(1)
+        out = (np.asarray(masks) >= 0.5).astype(np.float32)
+        if len(calls) <= 2:
+            out[0, 50 + len(calls), 10:40] = 1.0         # the first two passes still grow a row
+        return out
+
+    monkeypatch.setattr(lite_matter, "matte_people", fake_matte_people)
+    masks = np.zeros((2, 100, 100), np.float32)
+    masks[0, 10:50, 10:40] = masks[1, 10:90, 60:90] = 1.0
+    assert LiteMatter(guidance_passes=8).settle(np.zeros((100, 100, 3), np.uint8), masks) == [0, 1]
+    assert len(calls) == 3                               # the third pass changed nothing: stop
+    assert masks[0, 51:53, 10:40].all() and not masks[0, 53].any()
+    calls.clear()
+    masks[:] = 0.0
+    masks[0, 10:50, 10:40] = masks[1, 10:90, 60:90] = 1.0
+    LiteMatter(guidance_passes=8, settle_tolerance=0.05).settle(np.zeros((100, 100, 3), np.uint8), masks)
+    assert len(calls) == 1 and masks[0, 51, 10:40].all()  # a 30 px row of a 1230 px person: within 5 %
+
+
 def test_iterated_guidance_improves_a_real_photo(data_dir):
     """End to end on a dev composite whose detection splits the back person into a ring-shaped
     fragment: the passes turn it into the whole person (IMQ_mad of the photo 0.18 → 0.57 when
@@ -280,6 +306,8 @@ def test_settle_with_one_pass_changes_nothing(data_dir):
     np.testing.assert_array_equal(masks, original)
     with pytest.raises(ValueError, match="guidance_passes"):
         LiteMatter(guidance_passes=0)
+    assert LiteMatter(guidance_passes=1).merge_overlap == 0.4
+    assert LiteMatter().merge_overlap == 0.6 and LiteMatter(merge_overlap=0.3).merge_overlap == 0.3
 
 
 def test_engine_settles_only_the_detectors_masks_and_updates_boxes():
