@@ -18,7 +18,7 @@ Iterated mutual guidance (:meth:`LiteMatter.settle`, the engine calls it for the
 only): the network's own alphas, binarised, become the next pass's guidance masks. Trained on the
 detector's masks, the network grows a fragment towards the whole person and pulls a mask back from a
 neighbour a little in every pass; repeating the passes at a low resolution carries those corrections
-much further than one pass (docs/instmatt-lite.md, "Iterated guidance").
+much further than one pass (docs/instmatt-lite.md, "Inference").
 
 Arrays: image (H, W, 3) uint8 RGB; masks (k, H, W) bool or float in [0, 1] (≥ 0.5 = inside);
 returns (k, H, W) float32 alphas in [0, 1] (before the multi-instance consistency step).
@@ -41,7 +41,7 @@ __all__ = ["LiteMatter", "LiteWeightsError", "load_lite", "matte_people", "merge
 
 FLOOR = 2.0 / 255.0
 # passes of iterated mutual guidance on the detector's masks (LiteMatter.settle), chosen on the
-# validation composites (docs/instmatt-lite.md, "Iterated guidance")
+# validation composites (docs/instmatt-lite.md, "Inference")
 GUIDANCE_PASSES = 8
 # how much two detections' alphas (≥ 0.5) must overlap, as a fraction of the smaller, to be one person
 # (merge_duplicate_people): chosen on the same validation composites, with and without iterated guidance
@@ -389,8 +389,8 @@ class LiteMatter:
                 merge_duplicate_people(a, self.merge_overlap)
             scale_down_overlaps(a)
             inside = a >= 0.5
-            live = [i for i in range(len(a)) if np.count_nonzero(inside[i]) >= min_area * inside[i].size
-                    and inside[i].any()]
+            area = inside.reshape(len(a), -1).sum(1)
+            live = [i for i in range(len(a)) if area[i] > 0 and area[i] >= min_area * inside[i].size]
             kept = [kept[i] for i in live]
             guide = inside[live].astype(np.float32)
             if not kept or (len(live) == len(before) and _masks_settled(before, inside, self.settle_tolerance)):
