@@ -322,7 +322,6 @@ def test_engine_settles_only_the_detectors_masks_and_updates_boxes():
 
         def settle(self, image, masks, min_area=0.0):
             self.settled.append(min_area)
-            masks[0] = masks[0]
             masks[1] = masks[2]                 # person 1 merged away; person 2 grows one row
             masks[1, 4] = masks[1, 5]
             return [0, 2, 3]
