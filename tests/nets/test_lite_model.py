@@ -328,7 +328,8 @@ def test_engine_settles_only_the_detectors_masks_and_updates_boxes():
 
         def alphas(self, image, masks, context=None, merge_duplicates=False):
             out = masks.astype(np.float32).copy()
-            out[2] = 0.0                        # the fourth detection: nobody after all
+            if len(out) > 2:
+                out[2] = 0.0                    # the fourth detection: nobody after all
             return out
 
     image = np.zeros((50, 50, 3), np.uint8)
@@ -353,3 +354,6 @@ def test_engine_settles_only_the_detectors_masks_and_updates_boxes():
     result = engine.run(image)
     assert [i.box for i in result.instances] == [(2.0, 5.0, 15.0, 45.0), (34.0, 4.0, 48.0, 45.0)]
     assert result.timings["stage:settle"] >= 0.0
+    Matter.settle = lambda self, image, masks, min_area=0.0: []     # nobody survives the passes
+    result = engine.run(image)
+    assert result.instances == [] and result.order == []
