@@ -2,7 +2,7 @@
 many passes of iterated guidance to make.
 
     python benchmarks/bench_lite_merge.py DATASET [--overlaps 0 0.3 0.4 0.5] [--passes 1 8] [--refine none]
-                                          [--limit N] [--weights models/instmatt-lite.pth]
+                                          [--limit N] [--weights models/instmatt-lite.pth] [--gt-masks given|detected]
 
 DATASET is HIM2K-layout (``images/<subset>/<name>.jpg``, ``alphas/<subset>/<name>/NN.png``), e.g. the
 validation composites ``instmatt synth train_pack/cutouts_val train_pack/backgrounds_val -o valdet -n 20
@@ -11,6 +11,9 @@ mattes those detections as its own (``Engine.run(..., detected=True)``: merged a
 whose alpha ≥ 0.5 covers < 0.2 % of the photo dropped) and the mattes are scored as the written 8-bit
 PNGs. 0 = no merging (empty people are still dropped). Every overlap is measured with every number of
 guidance passes (``LiteMatter.settle``; 1 = a single pass; default: the engine's default only).
+``--gt-masks`` guides with the GT instances binarised at 0.5 instead of the detector's masks: ``given``
+as a user's masks (no passes, no merging: measures matting alone), ``detected`` treated as if the
+detector had found them (what the passes do to exact masks).
 Prints IMQ ×100 at IoU 0.5, RQ and TP / FP / FN.
 """
 from __future__ import annotations
@@ -39,6 +42,8 @@ def main() -> int:
     ap.add_argument("--refine", default="none", choices=["none", "parallel", "cycle"])
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--weights", help="InstMatt-Lite weights (default: the shipped ones)")
+    ap.add_argument("--gt-masks", choices=["given", "detected"], default=None,
+                    help="guide with the GT instances (binarised at 0.5) instead of the detector's masks")
     args = ap.parse_args()
     photos = sorted((args.dataset / "images").glob("*/*.jpg"))[: args.limit or None]
     if not photos:
@@ -53,14 +58,18 @@ def main() -> int:
     scores: dict[tuple, list] = {key: [] for key in grid}
     for path in photos:
         image = load_image(path)
-        dets = detector.detect(image)
-        masks = np.stack([d.mask for d in dets]) if dets else np.zeros((0,) + image.shape[:2], np.float32)
         _, gts = read_instance_folder(args.dataset / "alphas" / path.parent.name / path.stem)
+        if args.gt_masks:
+            masks = np.stack([g > 127 for g in gts]).astype(np.float32)
+        else:
+            dets = detector.detect(image)
+            masks = np.stack([d.mask for d in dets]) if dets else np.zeros((0,) + image.shape[:2], np.float32)
         for key, engine in engines.items():
-            r = engine.run(image, masks=masks.copy(), detected=True)
+            r = engine.run(image, masks=masks.copy(), detected=args.gt_masks != "given")
             preds = [np.round(a * 255).astype(np.uint8) for a in r.alphas] if r.instances else []
             scores[key].append(score_image(preds, gts, name=path.stem))
-    print(f"{len(photos)} photos, refine {args.refine}")
+    print(f"{len(photos)} photos, refine {args.refine}"
+          + (f", GT masks {args.gt_masks}" if args.gt_masks else ", the detector's masks"))
     print("| guidance passes | merge overlap | IMQ_mad | IMQ_mse | RQ | TP / FP / FN |")
     print("| ---: | ---: | ---: | ---: | ---: | --- |")
     for n, o in grid:

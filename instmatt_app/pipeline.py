@@ -106,9 +106,8 @@ def detections_from_masks(masks: np.ndarray) -> list[Detection]:
     """User-supplied coarse masks (k, H, W) in [0, 1] → detections in the same order."""
     dets = []
     for m in masks:
-        ys, xs = np.nonzero(m > 0.5)
-        box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)) if len(xs) else (0, 0, 0, 0)
-        dets.append(Detection(box=box, score=1.0, mask=m.astype(np.float32), source="masks"))
+        dets.append(Detection(box=mask_box(m, (0.0, 0.0, 0.0, 0.0)), score=1.0, mask=m.astype(np.float32),
+                              source="masks"))
     return dets
 
 
@@ -431,9 +430,8 @@ class Engine:
             for i, d in enumerate(dets):
                 d.mask = coarse[i]
             order = self._order(len(dets), [kept.index(i) for i in order if i in kept])
-            if "settle" in ctx.timings:  # the masks are the settled ones: so are the boxes
-                for d in dets:
-                    d.box = mask_box(d.mask, d.box)
+            for d in dets:  # the masks may be the settled ones: so are the boxes
+                d.box = mask_box(d.mask, d.box)
         check()
         # tri-masks and tri-mattes are derived from the masks and alphas when asked for
         instances = self._instances(out, coarse, [(d.box, d.score, d.source) for d in dets],
