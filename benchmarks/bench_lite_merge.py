@@ -3,6 +3,7 @@ many passes of iterated guidance to make.
 
     python benchmarks/bench_lite_merge.py DATASET [--overlaps 0 0.3 0.4 0.5] [--passes 1 8] [--refine none]
                                           [--limit N] [--weights models/instmatt-lite.pth] [--gt-masks given|detected]
+                                          [--option pass_side=640 ...]
 
 DATASET is HIM2K-layout (``images/<subset>/<name>.jpg``, ``alphas/<subset>/<name>/NN.png``), e.g. the
 validation composites ``instmatt synth train_pack/cutouts_val train_pack/backgrounds_val -o valdet -n 20
@@ -19,6 +20,7 @@ Prints IMQ ×100 at IoU 0.5, RQ and TP / FP / FN.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -42,6 +44,8 @@ def main() -> int:
     ap.add_argument("--refine", default="none", choices=["none", "parallel", "cycle"])
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--weights", help="InstMatt-Lite weights (default: the shipped ones)")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="another InstMatt-Lite option (LiteMatter's keyword arguments; VALUE as JSON), e.g. pass_side=640")
     ap.add_argument("--gt-masks", choices=["given", "detected"], default=None,
                     help="guide with the GT instances (binarised at 0.5) instead of the detector's masks")
     args = ap.parse_args()
@@ -50,9 +54,13 @@ def main() -> int:
         print(f"{args.dataset}: no images/<subset>/*.jpg", file=sys.stderr)
         return 2
     weights = {"lite": args.weights} if args.weights else {}
+    extra = {}
+    for item in args.option:
+        key, _, value = item.partition("=")
+        extra[key] = json.loads(value)
     grid = [(n, o) for n in args.passes for o in args.overlaps]
     engines = {(n, o): Engine(EngineConfig(device="cpu", matting="lite", refine=args.refine, weights=weights,
-                                           guidance_passes=n, matter_options={"merge_overlap": o}))
+                                           guidance_passes=n, matter_options={"merge_overlap": o, **extra}))
                for n, o in grid}
     detector = engines[grid[0]].detector
     scores: dict[tuple, list] = {key: [] for key in grid}
