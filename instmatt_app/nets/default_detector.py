@@ -3,7 +3,7 @@
 Pipeline (all at a working resolution, long side <= ``work_side``):
 
 1. the pose landmarker on the whole photo (up to 6 people);
-2. person boxes from MoveNet-MultiPose fused with CenterNet: each box takes the full-image pose that
+2. person boxes from MoveNet-MultiPose fused with SSDLite (or CenterNet when a user converted it): each box takes the full-image pose that
    fits it, else the pose landmarker runs on a square crop around it, else the box keeps the human
    alpha inside it (feathered);
 3. the human alpha (RVM): regions of human alpha that no found person explains are cropped and
@@ -46,6 +46,7 @@ class DetectorConfig:
     residual_area: float = 0.008
     min_support: float = 0.3
     use_boxes: bool = True
+    boxes: str = "auto"  # the person box detector, embedded.BOX_DETECTORS
     residual_instances: bool = True
 
 
@@ -102,6 +103,12 @@ class DefaultDetector:
     def __init__(self, device: str = "cpu", config: DetectorConfig | None = None):
         self.device = device
         self.config = config or DetectorConfig()
+
+    @property
+    def box_detector_name(self) -> str:
+        """The person box detector in use ("movenet+ssdlite", "movenet-multipose", ...), "none" without one."""
+        net = embedded.person_boxes(self.device, self.config.boxes) if self.config.use_boxes else None
+        return net.name if net is not None else "none"
 
     # -- helpers -----------------------------------------------------------------------------
     def _poses_in_crop(self, work: np.ndarray, box: tuple[int, int, int, int], num: int, source: str
@@ -214,7 +221,7 @@ class DefaultDetector:
 
         # person boxes (MoveNet): each box gets the full-image pose that fits it, else a pose found
         # in a square crop around it, else the human alpha inside the (feathered) box
-        net = embedded.person_boxes(self.device) if cfg.use_boxes else None
+        net = embedded.person_boxes(self.device, cfg.boxes) if cfg.use_boxes else None
         used: set[int] = set()
         box_only: list = []  # boxes no pose explains: resolved once the posed people are known
         if net is not None:

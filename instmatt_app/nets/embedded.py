@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from instmatt_app.nets.pose_landmarker import PoseSegmenter
     from instmatt_app.nets.rvm import HumanMatter
 
-__all__ = ["human_matter", "pose_segmenter", "human_alpha", "person_boxes", "EMBEDDED_MODEL_NAMES"]
+__all__ = ["human_matter", "pose_segmenter", "human_alpha", "person_boxes", "BOX_DETECTORS", "EMBEDDED_MODEL_NAMES"]
 
 EMBEDDED_MODEL_NAMES = ("rvm-mobilenetv3", "pose-landmarker-full", "movenet-multipose")
 
@@ -32,24 +32,43 @@ def pose_segmenter() -> "PoseSegmenter":
     return PoseSegmenter(model_path("pose-landmarker-full"))
 
 
-@functools.lru_cache(maxsize=2)
-def person_boxes(device: str = "cpu"):
-    """Person box detector: MoveNet-MultiPose (Apache-2.0), or None when this build does not ship it.
+BOX_DETECTORS = ("auto", "movenet", "movenet+ssdlite", "movenet+centernet")
 
-    CenterNet fused with MoveNet finds more people (docs/detectors.md) but its upstream states no
-    licence, so it is not shipped; a user who converts it (tools/convert_tfjs_models.py) into the
-    models folder as ``centernet.onnx`` gets the fused detector.
+
+@functools.lru_cache(maxsize=4)
+def person_boxes(device: str = "cpu", kind: str = "auto"):
+    """Person box detector, or None when this build ships none.
+
+    kind: "movenet" (MoveNet-MultiPose alone, Apache-2.0), "movenet+ssdlite" (fused with the SSDLite person
+    detector, MIT: the default, more people at the same precision, docs/detectors.md), "movenet+centernet"
+    (fused with CenterNet, whose upstream states no licence, so it is not shipped: it needs
+    ``centernet.onnx`` converted into the models folder by tools/convert_tfjs_models.py), or "auto": CenterNet's
+    fusion when that file is there, else SSDLite's, else MoveNet alone. A kind whose model file is missing
+    raises :class:`ModelError`.
     """
     from instmatt_app.nets.movenet import MoveNetMultiPose
     from instmatt_app.nets.person_boxes import FusedPersonDetector
 
+    if kind not in BOX_DETECTORS:
+        raise ValueError(f"unknown person box detector {kind!r} (one of {', '.join(BOX_DETECTORS)})")
     try:
         movenet_path = model_path("movenet-multipose")
     except ModelError:
-        return None
+        if kind == "auto":
+            return None
+        raise
     centernet_path = movenet_path.parent / "centernet.onnx"
-    if centernet_path.is_file():
-        return FusedPersonDetector.from_files(movenet_path, centernet_path, device)
+    if kind == "movenet+centernet" or (kind == "auto" and centernet_path.is_file()):
+        if not centernet_path.is_file():
+            raise ModelError(f"{centernet_path} is missing: convert it with tools/convert_tfjs_models.py")
+        return FusedPersonDetector.from_files(movenet_path, centernet_path, device, partner="centernet")
+    if kind in ("auto", "movenet+ssdlite"):
+        try:
+            return FusedPersonDetector.from_files(movenet_path, model_path("ssdlite-persons"), device,
+                                                  partner="ssdlite")
+        except ModelError:
+            if kind != "auto":
+                raise
     return MoveNetMultiPose(movenet_path, device)
 
 

@@ -1,5 +1,5 @@
 """Person boxes from box detectors: the result type, letterboxing, IoU, NMS merge, and the score fusion of
-MoveNet-MultiPose with CenterNet (the measured best union, docs/detectors.md).
+MoveNet-MultiPose with a box-only detector (SSDLite or CenterNet; the measured best unions, docs/detectors.md).
 
 All boxes are (x0, y0, x1, y1) float pixel coordinates in the photo (x1, y1 exclusive), as in
 :class:`~instmatt_app.core.result.Detection`. Numpy and OpenCV only.
@@ -23,7 +23,8 @@ class PersonBox:
 
     box: (x0, y0, x1, y1) floats in photo pixels. score: detector confidence in [0, 1].
     keypoints: (17, 3) float32 COCO-order (x, y, score) in photo pixels, or None (box-only detectors).
-    source: name of the detector ("movenet-multipose", "centernet"), or "movenet+centernet" when both found it.
+    source: name of the detector ("movenet-multipose", "ssdlite", "centernet"), or e.g. "movenet+ssdlite" when
+    a fusion of both found it.
     """
 
     box: tuple[float, float, float, float]
@@ -151,24 +152,26 @@ def merge_person_boxes(groups: Sequence[Sequence[PersonBox]], iou: float = 0.5) 
     return out
 
 
-def fuse_person_boxes(movenet: Sequence[PersonBox], centernet: Sequence[PersonBox], image_size: tuple[int, int],
+def fuse_person_boxes(movenet: Sequence[PersonBox], partner: Sequence[PersonBox], image_size: tuple[int, int],
                       movenet_weight: float = 3.0, iou: float = 0.5, min_box_area: float = 0.01,
                       min_candidate_score: tuple[float, float] = (0.03, 0.05)) -> list[PersonBox]:
-    """Fuse MoveNet-MultiPose and CenterNet person boxes of one photo into one list, best fused score first.
+    """Fuse MoveNet-MultiPose boxes with a box-only detector's (``partner``: SSDLite or CenterNet) for one
+    photo into one list, best fused score first.
 
-    Candidates (MoveNet score >= min_candidate_score[0], CenterNet >= [1]) are clustered greedily by score:
+    Candidates (MoveNet score >= min_candidate_score[0], partner >= [1]) are clustered greedily by score:
     a cluster is the best remaining box and every remaining box with IoU >= ``iou``. The cluster keeps the
     best box; its fused score is the noisy-OR of the two detectors' best scores in it,
-    ``1 - (1 - min(1, movenet_weight * s_movenet)) * (1 - s_centernet)`` (0 for a detector with no box there),
+    ``1 - (1 - min(1, movenet_weight * s_movenet)) * (1 - s_partner)`` (0 for a detector with no box there),
     so a box both detectors found needs a lower score from each. MoveNet's scores run lower than
-    CenterNet's for the same precision, hence the weight (3 measured best, docs/detectors.md).
+    the partners' for the same precision, hence the weight (3 measured best for both, docs/detectors.md).
     Boxes smaller than ``min_box_area`` x the photo's area are dropped.
 
-    image_size: (width, height) of the photo. Keypoints come from the best MoveNet box of the cluster.
+    image_size: (width, height) of the photo. Keypoints come from the best MoveNet box of the cluster; the
+    ``source`` is "movenet", the partner's box source, or both joined by "+".
     """
     w, h = image_size
     cand = [(d, 0) for d in movenet if d.score >= min_candidate_score[0]]
-    cand += [(d, 1) for d in centernet if d.score >= min_candidate_score[1]]
+    cand += [(d, 1) for d in partner if d.score >= min_candidate_score[1]]
     cand = [(d, k) for d, k in cand if (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) >= min_box_area * w * h]
     if not cand:
         return []
@@ -184,42 +187,54 @@ def fuse_person_boxes(movenet: Sequence[PersonBox], centernet: Sequence[PersonBo
         taken[i] = True
         best_mn = max((cand[j][0] for j in members if cand[j][1] == 0), key=lambda d: d.score, default=None)
         s_mn = best_mn.score if best_mn is not None else 0.0
-        s_cn = max((cand[j][0].score for j in members if cand[j][1] == 1), default=0.0)
-        fused = 1.0 - (1.0 - min(1.0, movenet_weight * s_mn)) * (1.0 - s_cn)
-        source = "+".join(n for n, s in (("movenet", s_mn), ("centernet", s_cn)) if s > 0)
+        best_pt = max((cand[j][0] for j in members if cand[j][1] == 1), key=lambda d: d.score, default=None)
+        s_pt = best_pt.score if best_pt is not None else 0.0
+        fused = 1.0 - (1.0 - min(1.0, movenet_weight * s_mn)) * (1.0 - s_pt)
+        source = "+".join(n for n, s in (("movenet", s_mn), (best_pt.source if best_pt else "", s_pt)) if s > 0)
         kp = best_mn.keypoints if best_mn is not None else None
         out.append(PersonBox(cand[i][0].box, float(fused), kp, source))
     return sorted(out, key=lambda d: -d.score)
 
 
 class FusedPersonDetector:
-    """MoveNet-MultiPose + CenterNet, fused by :func:`fuse_person_boxes`; ``detect(image) -> list[PersonBox]``.
+    """MoveNet-MultiPose + a box-only detector (SSDLite or CenterNet), fused by :func:`fuse_person_boxes`;
+    ``detect(image) -> list[PersonBox]``.
 
-    movenet, centernet: runner objects with ``detect`` (built with score_threshold=0 or a low one so that
-    candidates reach the fusion; :meth:`from_files` does that). score_threshold applies to the fused score.
+    movenet, partner: runner objects with ``detect`` and ``name`` (built with score_threshold=0 or a low one so
+    that candidates reach the fusion; :meth:`from_files` does that). score_threshold applies to the fused
+    score (0.45 with weight 3 and boxes >= 1 % of the photo measured best for both partners).
     """
 
-    name = "movenet+centernet"
-
-    def __init__(self, movenet, centernet, score_threshold: float = 0.45, movenet_weight: float = 3.0,
+    def __init__(self, movenet, partner, score_threshold: float = 0.45, movenet_weight: float = 3.0,
                  min_box_area: float = 0.01, iou: float = 0.5):
-        self.movenet, self.centernet = movenet, centernet
+        self.movenet, self.partner = movenet, partner
+        self.name = f"movenet+{partner.name}"
         self.score_threshold = float(score_threshold)
         self.movenet_weight = float(movenet_weight)
         self.min_box_area = float(min_box_area)
         self.iou = float(iou)
 
     @classmethod
-    def from_files(cls, movenet_onnx, centernet_onnx, device: str = "cpu", **options) -> "FusedPersonDetector":
-        from instmatt_app.nets.centernet import CenterNetPersons
+    def from_files(cls, movenet_onnx, partner_onnx, device: str = "cpu", partner: str = "centernet",
+                   **options) -> "FusedPersonDetector":
+        """partner: "ssdlite" (models/ssdlite-persons.onnx, SSDLite at 400 px) or "centernet"."""
         from instmatt_app.nets.movenet import MoveNetMultiPose
 
-        return cls(MoveNetMultiPose(movenet_onnx, device, score_threshold=0.0, min_box_area=0.0),
-                   CenterNetPersons(centernet_onnx, device, score_threshold=0.0, min_box_area=0.0), **options)
+        if partner == "ssdlite":
+            from instmatt_app.nets.ssdlite import SSDLitePersons
+
+            second = SSDLitePersons(partner_onnx, device, score_threshold=0.0, min_box_area=0.0, input_size=400)
+        elif partner == "centernet":
+            from instmatt_app.nets.centernet import CenterNetPersons
+
+            second = CenterNetPersons(partner_onnx, device, score_threshold=0.0, min_box_area=0.0)
+        else:
+            raise ValueError(f"unknown partner detector {partner!r} (ssdlite, centernet)")
+        return cls(MoveNetMultiPose(movenet_onnx, device, score_threshold=0.0, min_box_area=0.0), second, **options)
 
     def detect(self, image_rgb_uint8: np.ndarray) -> list[PersonBox]:
         """People in a (H, W, 3) uint8 RGB photo, best fused score first (see :func:`fuse_person_boxes`)."""
         image = check_rgb_image(image_rgb_uint8)
-        fused = fuse_person_boxes(self.movenet.detect(image), self.centernet.detect(image),
+        fused = fuse_person_boxes(self.movenet.detect(image), self.partner.detect(image),
                                   (image.shape[1], image.shape[0]), self.movenet_weight, self.iou, self.min_box_area)
         return [d for d in fused if d.score >= self.score_threshold]
