@@ -1,6 +1,7 @@
 """Engine benchmark: per-stage time and peak memory of `Engine.run` on development photos.
 
     python benchmarks/bench_engine.py [--limit N] [--side 1280] [--big] [--repeat N] [--guidance-passes 1,8]
+                                      [--person-boxes movenet,auto]
 
 Prints a table per photo set:
 * dev photos (../shared/data synthetic composites and qualitative photos) resized to a long side of --side;
@@ -12,7 +13,8 @@ it includes the benchmark's own copy of the photo. ``Engine.prepare()`` loads th
 clock starts; the first photo of a set still pays for first-call set-up and is reported apart.
 Times are wall-clock on this machine. --guidance-passes N[,M...] runs every set once per value
 (InstMatt-Lite's iterated guidance; default: the engine's default), one after the other in the same
-invocation, so the ratio of their medians compares like with like.
+invocation, so the ratio of their medians compares like with like; --person-boxes KIND[,KIND...] does the
+same for the default detector's person box detector (auto, movenet, movenet+ssdlite, movenet+centernet).
 """
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ def _photos(side: int, limit: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def _run_set(kind: str, side: int, limit: int, refine: str, passes: int | None, queue) -> None:
+def _run_set(kind: str, side: int, limit: int, refine: str, passes: int | None, boxes: str, queue) -> None:
     from instmatt_app.pipeline import Engine, EngineConfig
 
     if kind == "big":
@@ -59,7 +61,8 @@ def _run_set(kind: str, side: int, limit: int, refine: str, passes: int | None, 
         photos = [("24MP", cv2.resize(img, (6000, 4000), interpolation=cv2.INTER_CUBIC))]
     else:
         photos = _photos(side, limit)
-    engine = Engine(EngineConfig(device="cpu", refine=refine, guidance_passes=passes))
+    engine = Engine(EngineConfig(device="cpu", refine=refine, guidance_passes=passes,
+                                 detector_options={"boxes": boxes}))
     engine.prepare()
     rows = []
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -74,10 +77,10 @@ def _run_set(kind: str, side: int, limit: int, refine: str, passes: int | None, 
     queue.put({"rows": rows, "peak_rss_mb": peak, "rss_after_models_mb": base_rss})
 
 
-def run_set(kind: str, side: int, limit: int, refine: str, passes: int | None = None) -> dict:
+def run_set(kind: str, side: int, limit: int, refine: str, passes: int | None = None, boxes: str = "auto") -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_run_set, args=(kind, side, limit, refine, passes, q))
+    p = ctx.Process(target=_run_set, args=(kind, side, limit, refine, passes, boxes, q))
     p.start()
     while True:  # a child that dies (bad data path, out of memory) must not leave us waiting forever
         try:
@@ -116,16 +119,20 @@ def main() -> int:
     ap.add_argument("--json", default=None, help="write the raw numbers here")
     ap.add_argument("--guidance-passes", default=None, metavar="N[,M...]",
                     help="InstMatt-Lite's passes of iterated guidance; several values: every set once per value")
+    ap.add_argument("--person-boxes", default="auto", metavar="KIND[,KIND...]",
+                    help="person box detector(s) of the default detector; several: every set once per value")
     args = ap.parse_args()
     passes = [int(v) for v in args.guidance_passes.split(",")] if args.guidance_passes else [None]
+    box_kinds = args.person_boxes.split(",")
     results: dict = {}
-    for n in passes:
-        tag = "" if n is None else f", guidance passes {n}"
-        key = "" if n is None else f"@{n}"
-        results["dev" + key] = run_set("dev", args.side, args.limit, args.refine, n)
+    settings = [(n, b) for b in box_kinds for n in passes]
+    for n, b in settings:
+        tag = ("" if n is None else f", guidance passes {n}") + ("" if len(box_kinds) == 1 else f", boxes {b}")
+        key = ("" if n is None else f"@{n}") + ("" if len(box_kinds) == 1 else f"/{b}")
+        results["dev" + key] = run_set("dev", args.side, args.limit, args.refine, n, b)
         print_table(f"dev photos at {args.side} px, refine={args.refine}{tag}", results["dev" + key])
         if args.big:
-            runs = [run_set("big", args.side, 1, args.refine, n) for _ in range(max(1, args.repeat))]
+            runs = [run_set("big", args.side, 1, args.refine, n, b) for _ in range(max(1, args.repeat))]
             for i, res in enumerate(runs, 1):
                 print_table(f"24 MP photo to full-resolution mattes, refine={args.refine}{tag}"
                             + (f", run {i} of {len(runs)}" if len(runs) > 1 else ""), res)
@@ -136,10 +143,12 @@ def main() -> int:
                       f"(range {min(totals):.2f}-{max(totals):.2f}); peak RSS median {np.median(peaks):.0f} MB "
                       f"(range {min(peaks):.0f}-{max(peaks):.0f})")
             results["big" + key] = runs[0] if len(runs) == 1 else runs
-    if len(passes) > 1:
-        med = {n: np.median([r["total"] for r in results[f"dev@{n}"]["rows"][1:]]) for n in passes}
-        print("\ndev median total s: " + ", ".join(f"{n} passes {t:.2f}" for n, t in med.items())
-              + f" (ratio {med[passes[-1]] / med[passes[0]]:.2f})")
+    if len(settings) > 1:
+        keys = {(n, b): ("" if n is None else f"@{n}") + ("" if len(box_kinds) == 1 else f"/{b}") for n, b in settings}
+        med = {s: np.median([r["total"] for r in results["dev" + k]["rows"][1:]]) for s, k in keys.items()}
+        first, last = settings[0], settings[-1]
+        print("\ndev median total s: " + ", ".join(f"{k or 'default'} {med[s]:.2f}" for s, k in keys.items())
+              + f" (ratio last / first {med[last] / med[first]:.2f})")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -3,7 +3,7 @@ many passes of iterated guidance to make.
 
     python benchmarks/bench_lite_merge.py DATASET [--overlaps 0 0.3 0.4 0.5] [--passes 1 8] [--refine none]
                                           [--limit N] [--weights models/instmatt-lite.pth] [--gt-masks given|detected]
-                                          [--option pass_side=640 ...]
+                                          [--option pass_side=640 ...] [--person-boxes movenet]
 
 DATASET is HIM2K-layout (``images/<subset>/<name>.jpg``, ``alphas/<subset>/<name>/NN.png``), e.g. the
 validation composites ``instmatt synth train_pack/cutouts_val train_pack/backgrounds_val -o valdet -n 20
@@ -15,7 +15,8 @@ guidance passes (``LiteMatter.settle``; 1 = a single pass; default: the engine's
 ``--gt-masks`` guides with the GT instances binarised at 0.5 instead of the detector's masks: ``given``
 as a user's masks (no passes, no merging: measures matting alone), ``detected`` treated as if the
 detector had found them (what the passes do to exact masks).
-Prints IMQ ×100 at IoU 0.5, RQ and TP / FP / FN.
+``--person-boxes`` picks the default detector's person box detector (the tables in docs/instmatt-lite.md were
+measured with ``movenet``, before SSDLite's boxes were fused in). Prints IMQ ×100 at IoU 0.5, RQ and TP / FP / FN.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ if str(REPO) not in sys.path:
 
 from instmatt_app.evaluation.imq import pool, read_instance_folder, score_image
 from instmatt_app.io.image_io import load_image
+from instmatt_app.nets.embedded import BOX_DETECTORS
 from instmatt_app.pipeline import Engine, EngineConfig
 
 
@@ -48,6 +50,8 @@ def main() -> int:
                     help="another InstMatt-Lite option (LiteMatter's keyword arguments; VALUE as JSON), e.g. pass_side=640")
     ap.add_argument("--gt-masks", choices=["given", "detected"], default=None,
                     help="guide with the GT instances (binarised at 0.5) instead of the detector's masks")
+    ap.add_argument("--person-boxes", default="auto", choices=BOX_DETECTORS,
+                    help="the default detector's person box detector (default auto)")
     args = ap.parse_args()
     photos = sorted((args.dataset / "images").glob("*/*.jpg"))[: args.limit or None]
     if not photos:
@@ -60,7 +64,8 @@ def main() -> int:
         extra[key] = json.loads(value)
     grid = [(n, o) for n in args.passes for o in args.overlaps]
     engines = {(n, o): Engine(EngineConfig(device="cpu", matting="lite", refine=args.refine, weights=weights,
-                                           guidance_passes=n, matter_options={"merge_overlap": o, **extra}))
+                                           guidance_passes=n, matter_options={"merge_overlap": o, **extra},
+                                           detector_options={"boxes": args.person_boxes}))
                for n, o in grid}
     detector = engines[grid[0]].detector
     scores: dict[tuple, list] = {key: [] for key in grid}

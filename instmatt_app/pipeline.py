@@ -205,6 +205,9 @@ class Engine:
         for kind in ("instmatt", "maskrcnn", "sam"):
             if (kind == self.matting_name or kind == self.config.detector) and self._weights(kind):
                 used[f"{kind}-weights"] = self._weights(kind)
+        boxes = getattr(self._detector, "box_detector_name", None)
+        if boxes is not None:
+            used["person_boxes"] = boxes
         passes = getattr(self._matter, "guidance_passes", None)
         if passes is not None:
             used["guidance_passes"] = str(passes)
@@ -228,7 +231,7 @@ class Engine:
             embedded.human_matter(self.device)
             if detector and self.config.detector == "default":
                 embedded.pose_segmenter()(np.zeros((64, 64, 3), np.uint8))
-                embedded.person_boxes(self.device)
+                _ = self.detector.box_detector_name  # builds the box detector (a missing file fails here)
 
     # -- stages -------------------------------------------------------------------------
     def _call_with_fallback(self, fn_name: str, *args, **kwargs):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Measure the person box detectors (MoveNet-MultiPose, CenterNet, their union) on the development data.
+"""Measure the person box detectors (MoveNet-MultiPose, CenterNet, SSDLite, their unions) on the development data.
 
 Development tool (reads ../shared/data; the app never runs it). Produces the tables of docs/detectors.md.
 
@@ -42,6 +42,7 @@ from instmatt_app.nets.person_boxes import (PersonBox, box_iou, fuse_person_boxe
 DATA = REPO.parent / "shared" / "data"
 MN = REPO / "models" / "movenet-multipose.onnx"
 CN = REPO / "models" / "centernet.onnx"
+SSD = REPO / "models" / "ssdlite-persons.onnx"
 
 # name -> builder of a detector (threshold 0: every candidate is kept, thresholds are swept afterwards)
 VARIANTS = {
@@ -54,6 +55,11 @@ VARIANTS = {
     "cn": lambda: _cn(),
     "cn-stretch": lambda: _cn(stretch=True),
     "cn-flip": lambda: _cn(flip=True),
+    "ssd300": lambda: _ssd(input_size=300),
+    "ssd300-lb": lambda: _ssd(input_size=300, letterbox=True),
+    "ssd300-flip": lambda: _ssd(input_size=300, flip=True),
+    "ssd400": lambda: _ssd(input_size=400),
+    "ssd512": lambda: _ssd(input_size=512),
 }
 
 
@@ -67,6 +73,12 @@ def _cn(**kw):
     from instmatt_app.nets.centernet import CenterNetPersons
 
     return CenterNetPersons(CN, score_threshold=0.0, min_box_area=0.0, **kw)
+
+
+def _ssd(**kw):
+    from instmatt_app.nets.ssdlite import SSDLitePersons
+
+    return SSDLitePersons(SSD, score_threshold=0.0, min_box_area=0.0, **kw)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -248,7 +260,8 @@ def main(argv=None) -> int:
                   f"{best_at_precision(res[v]['table'])}; with boxes >= 1 %: "
                   f"{best_at_precision(res[v]['table_min_box_area_0_01'])}", flush=True)
         mn_variants = [v for v in raw if v.startswith("mn")]
-        pairs = args.union or [(m, "cn") for m in mn_variants if "cn" in raw]
+        partners = [v for v in raw if v == "cn" or v.startswith("ssd")]
+        pairs = args.union or [(m, c) for m in mn_variants for c in partners]
         for m, c in pairs:
             if m not in raw or c not in raw:
                 continue

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from instmatt_app.cli.arg_types import positive_int
+from instmatt_app.nets.embedded import BOX_DETECTORS
 
 HELP = "benchmark the engine on a HIM2K-layout (IMQ) or COCO-style (recognition) data set"
 
@@ -33,6 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance-passes", type=positive_int, default=None, metavar="N",
                    help="passes of iterated mutual guidance InstMatt-Lite makes on the detector's masks "
                         "(default 8; 1 = a single pass, the fastest; never used on --masks)")
+    p.add_argument("--person-boxes", default="auto", choices=BOX_DETECTORS,
+                   help="person box detector of the default detector: movenet+ssdlite (shipped), movenet alone, "
+                        "movenet+centernet (needs centernet.onnx converted into the models folder); auto = "
+                        "CenterNet's fusion when that file is there, else SSDLite's (default)")
     p.add_argument("--masks", default=None, metavar="gt|DIR",
                    help="give every method these coarse masks instead of the detector's: 'gt' = the data "
                         "set's GT instances binarised at 0.5 (measures matting alone), or a folder with "
@@ -55,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         from instmatt_app.pipeline import EngineError
 
         predict, notes = bench.engine_predictor(_METHODS[args.matting], device=args.device, refine=args.refine,
-                                               guidance_passes=args.guidance_passes)
+                                               guidance_passes=args.guidance_passes,
+                                               person_boxes=args.person_boxes)
 
         def progress(i: int, n: int, name: str) -> None:
             print(f"\r{i}/{n} {name}          ", end="", file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from instmatt_app.cli.arg_types import positive_int
+from instmatt_app.nets.embedded import BOX_DETECTORS
 
 HELP = "matte every person in photos (files or folders) and write alphas, cut-outs, tri-mattes, JSON, PSD"
 
@@ -36,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance-passes", type=positive_int, default=None, metavar="N",
                    help="passes of iterated mutual guidance InstMatt-Lite makes on the detector's masks "
                         "(default 8; 1 = a single pass, the fastest; never used on --masks)")
+    p.add_argument("--person-boxes", default="auto", choices=BOX_DETECTORS,
+                   help="person box detector of the default detector: movenet+ssdlite (shipped), movenet alone, "
+                        "movenet+centernet (needs centernet.onnx converted into the models folder); auto = "
+                        "CenterNet's fusion when that file is there, else SSDLite's (default)")
     p.add_argument("--order", default=None, metavar="I,J,...",
                    help="cycle refinement order: instance indices, first refined first (default 0,1,2,...)")
     p.add_argument("--trimask", default="union", choices=["union", "sum"],
@@ -119,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
         engine = Engine(EngineConfig(device=args.device, detector=args.detector, matting=args.matting,
                                      refine=args.refine, order=order, trimask_mode=args.trimask,
                                      max_side=args.max_side, official_postprocess=args.official_postprocess,
-                                     guidance_passes=args.guidance_passes))
+                                     guidance_passes=args.guidance_passes,
+                                     detector_options=({"boxes": args.person_boxes}
+                                                       if args.detector == "default" else {})))
         engine.prepare(detector=not args.masks)
     except (EngineError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -142,7 +142,7 @@ MATTERS = ("parts", "lite", "instmatt")
 
 
 def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instmatt"), device: str = "cpu",
-                     refine: str = "parallel", guidance_passes: int | None = None
+                     refine: str = "parallel", guidance_passes: int | None = None, person_boxes: str = "auto"
                      ) -> tuple[Callable[[np.ndarray], BenchPrediction], list[str]]:
     """Predictor over the engine: returns (predict, notes).
 
@@ -153,6 +153,7 @@ def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instma
     "lite": our trained InstMatt-Lite network (``guidance_passes``: its iterated guidance on the
     detector's masks, None = its default); "instmatt": the InstMatt network, when its official
     weights are installed (otherwise skipped with a note, or an error when asked for alone).
+    person_boxes: the default detector's person box detector (``embedded.BOX_DETECTORS``).
     """
     from instmatt_app.model_manager import user_model
     from instmatt_app.nets.image_context import ImageContext
@@ -160,7 +161,8 @@ def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instma
 
     notes: list[str] = []
     methods = ["parts" if m == "default" else m for m in methods]
-    base = Engine(EngineConfig(device=device, matting="parts", refine=refine))
+    base = Engine(EngineConfig(device=device, matting="parts", refine=refine,
+                               detector_options={"boxes": person_boxes}))
     engines: dict[str, Engine] = {}
     for m in MATTERS:
         if m not in methods:

@@ -26,6 +26,7 @@ def test_matte_sample_writes_everything(tmp_path):
     meta = json.loads((out / "two_portraits.json").read_text())
     assert len(meta["people"]) == 2 and meta["models"]["matting"] == "lite"
     assert meta["models"]["guidance_passes"] == "8" and "stage:settle" in meta["timings_s"]
+    assert meta["models"]["person_boxes"] == "movenet+ssdlite" and "ssdlite-persons" in meta["models"]
     assert {"detect", "matte", "total"} <= set(meta["timings_s"])
 
 
@@ -72,3 +73,19 @@ def test_guidance_passes_reach_the_network_and_the_json(tmp_path):
     meta = json.loads((out / "two_portraits.json").read_text())
     assert meta["models"]["guidance_passes"] == "1" and len(meta["people"]) == 2
     assert "stage:settle" not in meta["timings_s"]
+
+
+def test_person_boxes_option(tmp_path, capsys):
+    img = str(REPO / "resources/sample/two_portraits.jpg")
+    out = tmp_path / "out"
+    rc = main(["matte", img, "-o", str(out), "--device", "cpu", "--formats", "json", "--person-boxes", "movenet",
+               "--guidance-passes", "1", "--quiet"])
+    assert rc == 0
+    meta = json.loads((out / "two_portraits.json").read_text())
+    assert meta["models"]["person_boxes"] == "movenet-multipose" and len(meta["people"]) == 2
+    if not (REPO / "models/centernet.onnx").is_file():  # not shipped: a clear error before any photo
+        assert main(["matte", img, "-o", str(out), "--person-boxes", "movenet+centernet", "--quiet"]) == 2
+        assert "centernet.onnx is missing" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["matte", img, "-o", str(out), "--person-boxes", "yolo"])
+    assert exc.value.code == 2
