@@ -64,11 +64,12 @@ def person_boxes(device: str = "cpu", kind: str = "auto"):
         return FusedPersonDetector.from_files(movenet_path, centernet_path, device, partner="centernet")
     if kind in ("auto", "movenet+ssdlite"):
         try:
-            return FusedPersonDetector.from_files(movenet_path, model_path("ssdlite-persons"), device,
-                                                  partner="ssdlite")
-        except ModelError:
+            ssdlite_path = model_path("ssdlite-persons")
+        except ModelError:  # missing (a build without it): auto falls back; a corrupt file is an error
             if kind != "auto":
                 raise
+        else:
+            return FusedPersonDetector.from_files(movenet_path, ssdlite_path, device, partner="ssdlite")
     return MoveNetMultiPose(movenet_path, device)
 
 

@@ -102,3 +102,18 @@ def test_auto_falls_back_to_movenet_alone_without_the_ssdlite_file(monkeypatch):
             embedded.person_boxes("cpu", "movenet+ssdlite")
     finally:
         embedded.person_boxes.cache_clear()
+
+
+def test_a_corrupt_ssdlite_file_is_an_error_not_a_silent_fallback(monkeypatch, tmp_path):
+    bad = tmp_path / "ssdlite-persons.onnx"
+    bad.write_bytes(b"not an onnx file")
+    real = embedded.model_path
+    monkeypatch.setattr(embedded, "model_path", lambda name, check=False: bad if name == "ssdlite-persons"
+                        else real(name, check))
+    embedded.person_boxes.cache_clear()
+    try:
+        if not (MODELS / "centernet.onnx").is_file():
+            with pytest.raises(ModelError, match="could not be loaded"):
+                embedded.person_boxes("cpu", "auto")
+    finally:
+        embedded.person_boxes.cache_clear()
