@@ -526,6 +526,13 @@ class MainWindow(QMainWindow):
             self.task.cancel()
             self.progress_label.setText("Cancelling…")
 
+    def _person_boxes(self) -> str:
+        """The person box detector from the settings (an unknown stored value falls back to auto)."""
+        from instmatt_app.nets.embedded import BOX_DETECTORS
+
+        kind = self.settings.get("person_boxes")
+        return kind if kind in BOX_DETECTORS else "auto"
+
     def _get_engine(self):
         """The engine, built on first use (on the worker thread: building loads models)."""
         if self.engine is None:
@@ -537,7 +544,8 @@ class MainWindow(QMainWindow):
                 refine = self.settings.get("refine")
                 self.engine = Engine(EngineConfig(device=self.settings.get("device"),
                                                   refine=refine if refine in ("none", "parallel") else "parallel",
-                                                  guidance_passes=max(1, self.settings.get("guidance_passes"))))
+                                                  guidance_passes=max(1, self.settings.get("guidance_passes")),
+                                                  detector_options={"boxes": self._person_boxes()}))
         return self.engine
 
     # ================================================================== documents
@@ -1596,12 +1604,13 @@ class MainWindow(QMainWindow):
     def preferences(self) -> None:
         from instmatt_app.gui.preferences_dialog import PreferencesDialog
 
-        old = (self.settings.get("device"), self.settings.get("guidance_passes"))
+        keys = ("device", "guidance_passes", "person_boxes")
+        old = tuple(self.settings.get(k) for k in keys)
         dlg = PreferencesDialog(self.settings, self)
         if dlg.exec():
             self._apply_autosave_interval()
-            if (self.settings.get("device"), self.settings.get("guidance_passes")) != old and not self._busy():
-                self.engine = None  # rebuilt on the next job with the new device / passes
+            if tuple(self.settings.get(k) for k in keys) != old and not self._busy():
+                self.engine = None  # rebuilt on the next job with the new device / passes / person boxes
                 self._update_device_label()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802  (drops outside the canvas)

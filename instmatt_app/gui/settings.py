@@ -7,7 +7,7 @@ from PySide6.QtCore import QSettings
 
 __all__ = ["AppSettings"]
 
-_DEFAULTS = {"device": "auto", "refine": "parallel", "guidance_passes": 8, "autosave_s": 60, "brush_size": 40,
+_DEFAULTS = {"device": "auto", "refine": "parallel", "guidance_passes": 8, "person_boxes": "auto", "autosave_s": 60, "brush_size": 40,
              "brush_hardness": 0.7, "export_bit_depth": 8, "export_alpha_as": "transparency", "export_formats": "psd,png"}
 
 

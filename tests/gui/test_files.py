@@ -7,6 +7,7 @@ from PIL import Image
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
+from tests.conftest import REPO
 from tests.gui.conftest import click_canvas, point_inside
 
 
@@ -154,8 +155,16 @@ def test_preferences_dialog_lists_models_with_licences_and_rejects_bad_weights(w
     dlg.device.setCurrentText("cpu")
     dlg.autosave.setValue(0)
     dlg.passes.setValue(2)
+    assert dlg.boxes.currentData() == "auto"
+    if not (REPO / "models/centernet.onnx").is_file():  # not shipped: offered but not selectable
+        assert not dlg.boxes.model().item(dlg.boxes.findData("movenet+centernet")).isEnabled()
+    dlg.boxes.setCurrentIndex(dlg.boxes.findData("movenet"))
     dlg._accept()
     assert window.settings.get("device") == "cpu" and window.settings.get("autosave_s") == 0
-    assert window.settings.get("guidance_passes") == 2
+    assert window.settings.get("guidance_passes") == 2 and window.settings.get("person_boxes") == "movenet"
     window.engine, window._engine_factory = None, None   # the app's own engine, built from the settings
-    assert window._get_engine().config.guidance_passes == 2
+    engine = window._get_engine()
+    assert engine.config.guidance_passes == 2 and engine.config.detector_options == {"boxes": "movenet"}
+    assert engine.detector.box_detector_name == "movenet-multipose"
+    window.settings.set("person_boxes", "something old")   # a stale stored value is not fatal
+    assert window._person_boxes() == "auto"
