@@ -6,8 +6,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from instmatt_app.cli.arg_types import positive_int
-from instmatt_app.nets.embedded import BOX_DETECTORS
+from instmatt_app.cli.arg_types import (
+    add_guidance_passes_option,
+    add_person_boxes_option,
+)
 
 HELP = "benchmark the engine on a HIM2K-layout (IMQ) or COCO-style (recognition) data set"
 
@@ -31,13 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     p.add_argument("--refine", default="parallel", choices=["none", "parallel", "cycle"],
                    help="refinement mode of the engine (default parallel)")
-    p.add_argument("--guidance-passes", type=positive_int, default=None, metavar="N",
-                   help="passes of iterated mutual guidance InstMatt-Lite makes on the detector's masks "
-                        "(default 8; 1 = a single pass, the fastest; never used on --masks)")
-    p.add_argument("--person-boxes", default="auto", choices=BOX_DETECTORS,
-                   help="person box detector of the default detector: movenet+ssdlite (shipped), movenet alone, "
-                        "movenet+centernet (needs centernet.onnx converted into the models folder); auto = "
-                        "CenterNet's fusion when that file is there, else SSDLite's (default)")
+    add_guidance_passes_option(p)
+    add_person_boxes_option(p)
     p.add_argument("--masks", default=None, metavar="gt|DIR",
                    help="give every method these coarse masks instead of the detector's: 'gt' = the data "
                         "set's GT instances binarised at 0.5 (measures matting alone), or a folder with "

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from instmatt_app.cli.arg_types import positive_int
-from instmatt_app.nets.embedded import BOX_DETECTORS
+from instmatt_app.cli.arg_types import (
+    add_guidance_passes_option,
+    add_person_boxes_option,
+)
 
 HELP = "matte every person in photos (files or folders) and write alphas, cut-outs, tri-mattes, JSON, PSD"
 
@@ -34,13 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "are installed, else lite")
     p.add_argument("--refine", default="parallel", choices=["none", "parallel", "cycle"],
                    help="multi-instance refinement (default parallel)")
-    p.add_argument("--guidance-passes", type=positive_int, default=None, metavar="N",
-                   help="passes of iterated mutual guidance InstMatt-Lite makes on the detector's masks "
-                        "(default 8; 1 = a single pass, the fastest; never used on --masks)")
-    p.add_argument("--person-boxes", default="auto", choices=BOX_DETECTORS,
-                   help="person box detector of the default detector: movenet+ssdlite (shipped), movenet alone, "
-                        "movenet+centernet (needs centernet.onnx converted into the models folder); auto = "
-                        "CenterNet's fusion when that file is there, else SSDLite's (default)")
+    add_guidance_passes_option(p)
+    add_person_boxes_option(p)
     p.add_argument("--order", default=None, metavar="I,J,...",
                    help="cycle refinement order: instance indices, first refined first (default 0,1,2,...)")
     p.add_argument("--trimask", default="union", choices=["union", "sum"],

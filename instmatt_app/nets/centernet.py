@@ -15,8 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from instmatt_app.nets.person_boxes import (PersonBox, check_rgb_image, flip_boxes, letterbox,
-                                            merge_person_boxes, nms)
+from instmatt_app.nets.person_boxes import (
+    PersonBox,
+    boxes_in_photo,
+    detect_with_flip,
+    letterbox,
+)
 
 __all__ = ["CenterNetPersons"]
 
@@ -67,19 +71,10 @@ class CenterNetPersons:
         det = self.session.run([self.output_name], {self.input_name: inp[None].astype(np.float32)})[0][0]
         det = det[(det[:, 5] == _PERSON) & (det[:, 4] >= self.score_threshold)]
         boxes = np.empty((len(det), 4), np.float64)
-        boxes[:, [0, 2]] = np.clip((det[:, [0, 2]] - px) / sx, 0, w)
-        boxes[:, [1, 3]] = np.clip((det[:, [1, 3]] - py) / sy, 0, h)
-        bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        ok = (bw >= 1) & (bh >= 1) & (bw * bh >= self.min_box_area * w * h)
-        boxes, scores = boxes[ok], det[ok, 4].astype(np.float64)
-        keep = nms(boxes, scores, self.nms_iou)
-        return [PersonBox(tuple(float(v) for v in boxes[k]), float(scores[k]), None, self.name) for k in keep]
+        boxes[:, [0, 2]] = (det[:, [0, 2]] - px) / sx
+        boxes[:, [1, 3]] = (det[:, [1, 3]] - py) / sy
+        return boxes_in_photo(boxes, det[:, 4], (w, h), self.min_box_area, self.nms_iou, self.name)
 
     def detect(self, image_rgb_uint8: np.ndarray) -> list[PersonBox]:
         """People in a (H, W, 3) uint8 RGB photo: boxes in photo pixels, best score first."""
-        image = check_rgb_image(image_rgb_uint8)
-        dets = self._run(image)
-        if self.flip:
-            mirrored = flip_boxes(self._run(np.ascontiguousarray(image[:, ::-1])), image.shape[1])
-            dets = merge_person_boxes([dets, mirrored], self.nms_iou)
-        return [d.replace(source=self.name) for d in sorted(dets, key=lambda d: -d.score)]
+        return detect_with_flip(self._run, image_rgb_uint8, self.flip, self.nms_iou, self.name)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 __all__ = ["PersonBox", "Letterbox", "check_rgb_image", "letterbox", "box_iou", "nms", "merge_person_boxes",
-           "flip_boxes", "fuse_person_boxes", "FusedPersonDetector"]
+           "flip_boxes", "boxes_in_photo", "detect_with_flip", "fuse_person_boxes", "FusedPersonDetector"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,33 @@ def merge_person_boxes(groups: Sequence[Sequence[PersonBox]], iou: float = 0.5) 
                     sources.append(s)
         out.append(best.replace(keypoints=kp, source="+".join(sources)))
     return out
+
+
+def boxes_in_photo(boxes: np.ndarray, scores: np.ndarray, size: tuple[int, int], min_box_area: float, nms_iou: float,
+                   source: str) -> list[PersonBox]:
+    """A box-only detector's raw boxes as people: boxes (n, 4) (x0, y0, x1, y1) float photo pixels are clipped
+    to the photo (``size`` = (w, h)); boxes under 1 px, or under ``min_box_area`` x the photo's area, are
+    dropped; NMS at ``nms_iou``; best score first, keypoints None."""
+    w, h = size
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4).copy()
+    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, w)
+    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, h)
+    bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    ok = (bw >= 1) & (bh >= 1) & (bw * bh >= min_box_area * w * h)
+    boxes, scores = boxes[ok], np.asarray(scores, np.float64)[ok]
+    return [PersonBox(tuple(float(v) for v in boxes[k]), float(scores[k]), None, source)
+            for k in nms(boxes, scores, nms_iou)]
+
+
+def detect_with_flip(run, image_rgb_uint8: np.ndarray, flip: bool, nms_iou: float, source: str) -> list[PersonBox]:
+    """``run(image) -> list[PersonBox]`` on a checked (H, W, 3) uint8 RGB photo, plus (``flip``) on its mirror
+    image mapped back and merged by NMS; best score first, every box's ``source`` set to ``source``."""
+    image = check_rgb_image(image_rgb_uint8)
+    dets = run(image)
+    if flip:
+        mirrored = flip_boxes(run(np.ascontiguousarray(image[:, ::-1])), image.shape[1])
+        dets = merge_person_boxes([dets, mirrored], nms_iou)
+    return [d.replace(source=source) for d in sorted(dets, key=lambda d: -d.score)]
 
 
 def fuse_person_boxes(movenet: Sequence[PersonBox], partner: Sequence[PersonBox], image_size: tuple[int, int],

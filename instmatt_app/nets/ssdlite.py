@@ -17,8 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from instmatt_app.nets.person_boxes import (PersonBox, check_rgb_image, flip_boxes, letterbox,
-                                            merge_person_boxes, nms)
+from instmatt_app.nets.person_boxes import (
+    PersonBox,
+    boxes_in_photo,
+    detect_with_flip,
+    letterbox,
+)
 
 __all__ = ["SSDLitePersons"]
 
@@ -71,21 +75,11 @@ class SSDLitePersons:
         boxes_n, scores, classes, _ = self.session.run(list(_OUTPUTS), {self.input_name: inp[None]})
         keep = (classes[0].astype(int) == _PERSON) & (scores[0] >= self.score_threshold)
         yx = boxes_n[0][keep].astype(np.float64) * s  # (ymin, xmin, ymax, xmax) in input pixels
-        scores = scores[0][keep].astype(np.float64)
         boxes = np.empty((len(yx), 4), np.float64)
-        boxes[:, [0, 2]] = np.clip((yx[:, [1, 3]] - px) / sx, 0, w)
-        boxes[:, [1, 3]] = np.clip((yx[:, [0, 2]] - py) / sy, 0, h)
-        bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        ok = (bw >= 1) & (bh >= 1) & (bw * bh >= self.min_box_area * w * h)
-        boxes, scores = boxes[ok], scores[ok]
-        order = nms(boxes, scores, self.nms_iou)
-        return [PersonBox(tuple(float(v) for v in boxes[k]), float(scores[k]), None, self.name) for k in order]
+        boxes[:, [0, 2]] = (yx[:, [1, 3]] - px) / sx
+        boxes[:, [1, 3]] = (yx[:, [0, 2]] - py) / sy
+        return boxes_in_photo(boxes, scores[0][keep], (w, h), self.min_box_area, self.nms_iou, self.name)
 
     def detect(self, image_rgb_uint8: np.ndarray) -> list[PersonBox]:
         """People in a (H, W, 3) uint8 RGB photo: boxes in photo pixels, best score first."""
-        image = check_rgb_image(image_rgb_uint8)
-        dets = self._run(image)
-        if self.flip:
-            mirrored = flip_boxes(self._run(np.ascontiguousarray(image[:, ::-1])), image.shape[1])
-            dets = merge_person_boxes([dets, mirrored], self.nms_iou)
-        return [d.replace(source=self.name) for d in sorted(dets, key=lambda d: -d.score)]
+        return detect_with_flip(self._run, image_rgb_uint8, self.flip, self.nms_iou, self.name)

@@ -5,20 +5,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from instmatt_app.nets.centernet import CenterNetPersons
 from instmatt_app.nets.person_boxes import PersonBox, box_iou, merge_person_boxes
+from tests.nets.person_box_photos import (
+    BUS_CUT,
+    BUS_PEOPLE,
+    ZIDANE_PEOPLE,
+    best_iou,
+    load_photo,
+)
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "centernet.onnx"
 # CenterNet is not shipped (its upstream states no licence, docs/detectors.md); these tests run where a
 # developer converted it into models/ with tools/convert_tfjs_models.py.
 pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason="models/centernet.onnx not converted here (not shipped)")
-
-# hand-checked person boxes (x0, y0, x1, y1), see tests/nets/test_movenet.py
-BUS_PEOPLE = [(50, 400, 245, 905), (222, 405, 345, 860), (668, 390, 810, 880)]
-BUS_CUT = (0, 550, 75, 875)
-ZIDANE_PEOPLE = [(750, 40, 1140, 720), (120, 200, 1150, 720)]
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +27,10 @@ def net() -> CenterNetPersons:
     return CenterNetPersons(MODEL)
 
 
-def _load(data_dir: Path, name: str) -> np.ndarray:
-    return np.array(Image.open(data_dir / "qualitative" / "images" / name).convert("RGB"))
-
-
-def _best_iou(dets, expected) -> np.ndarray:
-    if not dets:
-        return np.zeros(len(expected))
-    return box_iou(np.array(expected, float), np.array([d.box for d in dets], float)).max(axis=1)
-
-
 def test_bus_people_found(net, data_dir):
-    image = _load(data_dir, "bus.jpg")
+    image = load_photo(data_dir, "bus.jpg")
     dets = net.detect(image)
-    assert (_best_iou(dets, BUS_PEOPLE) >= 0.5).all(), [(d.box, d.score) for d in dets]
+    assert (best_iou(dets, BUS_PEOPLE) >= 0.5).all(), [(d.box, d.score) for d in dets]
     assert len(dets) <= 5
     for d in dets:
         x0, y0, x1, y1 = d.box
@@ -51,13 +42,13 @@ def test_bus_people_found(net, data_dir):
 
 
 def test_bus_cut_person_found_at_low_threshold(data_dir):
-    dets = CenterNetPersons(MODEL, score_threshold=0.1).detect(_load(data_dir, "bus.jpg"))
-    assert _best_iou(dets, [BUS_CUT])[0] >= 0.4, [(d.box, d.score) for d in dets]
+    dets = CenterNetPersons(MODEL, score_threshold=0.1).detect(load_photo(data_dir, "bus.jpg"))
+    assert best_iou(dets, [BUS_CUT])[0] >= 0.4, [(d.box, d.score) for d in dets]
 
 
 def test_zidane_people_found(data_dir):
-    dets = CenterNetPersons(MODEL, score_threshold=0.2).detect(_load(data_dir, "zidane.jpg"))
-    assert (_best_iou(dets, ZIDANE_PEOPLE) >= 0.5).all(), [(d.box, d.score) for d in dets]
+    dets = CenterNetPersons(MODEL, score_threshold=0.2).detect(load_photo(data_dir, "zidane.jpg"))
+    assert (best_iou(dets, ZIDANE_PEOPLE) >= 0.5).all(), [(d.box, d.score) for d in dets]
 
 
 def test_merge_keeps_one_box_per_person_and_names_sources():

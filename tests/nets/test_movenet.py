@@ -5,17 +5,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from instmatt_app.nets.movenet import MoveNetMultiPose
 from instmatt_app.nets.person_boxes import box_iou
+from tests.nets.person_box_photos import (
+    BUS_CUT,
+    BUS_PEOPLE,
+    ZIDANE_PEOPLE,
+    best_iou,
+    load_photo,
+)
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "movenet-multipose.onnx"
 
-# hand-checked person boxes (x0, y0, x1, y1) in the photos of ../shared/data/qualitative/images
-BUS_PEOPLE = [(50, 400, 245, 905), (222, 405, 345, 860), (668, 390, 810, 880)]  # fully visible
-BUS_CUT = (0, 550, 75, 875)  # cut by the left edge
-ZIDANE_PEOPLE = [(750, 40, 1140, 720), (120, 200, 1150, 720)]  # Ancelotti; Zidane incl. his arm
 
 
 @pytest.fixture(scope="module")
@@ -23,19 +25,12 @@ def net() -> MoveNetMultiPose:
     return MoveNetMultiPose(MODEL)
 
 
-def _load(data_dir: Path, name: str) -> np.ndarray:
-    return np.array(Image.open(data_dir / "qualitative" / "images" / name).convert("RGB"))
-
-
 def _found(dets, expected, iou=0.5) -> list[bool]:
-    if not dets:
-        return [False] * len(expected)
-    ious = box_iou(np.array(expected, float), np.array([d.box for d in dets], float))
-    return list(ious.max(axis=1) >= iou)
+    return list(best_iou(dets, expected) >= iou)
 
 
 def test_bus_people_found(net, data_dir):
-    image = _load(data_dir, "bus.jpg")
+    image = load_photo(data_dir, "bus.jpg")
     dets = net.detect(image)
     assert all(_found(dets, BUS_PEOPLE)), [(d.box, d.score) for d in dets]
     assert len(dets) <= 5  # no pile of false boxes at the default threshold
@@ -54,18 +49,18 @@ def test_bus_people_found(net, data_dir):
 
 def test_bus_cut_person_found_with_tta(data_dir):
     net = MoveNetMultiPose(MODEL, score_threshold=0.03, flip=True, tiles=True)  # the cut person scores ~0.05
-    dets = net.detect(_load(data_dir, "bus.jpg"))
+    dets = net.detect(load_photo(data_dir, "bus.jpg"))
     assert all(_found(dets, BUS_PEOPLE + [BUS_CUT], iou=0.4)), [(d.box, d.score) for d in dets]
 
 
 def test_zidane_people_found(net, data_dir):
-    dets = net.detect(_load(data_dir, "zidane.jpg"))
+    dets = net.detect(load_photo(data_dir, "zidane.jpg"))
     assert all(_found(dets, ZIDANE_PEOPLE)), [(d.box, d.score) for d in dets]
 
 
 def test_flip_maps_back_to_the_photo(net, data_dir):
     """The mirrored photo's detections, mapped back, agree with the photo's own."""
-    image = _load(data_dir, "zidane.jpg")
+    image = load_photo(data_dir, "zidane.jpg")
     direct = net.detect(image)
     mirrored = net.detect(np.ascontiguousarray(image[:, ::-1]))
     from instmatt_app.nets.person_boxes import flip_boxes

@@ -6,35 +6,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from instmatt_app.model_manager import ModelError
 from instmatt_app.nets import embedded
 from instmatt_app.nets.person_boxes import FusedPersonDetector, box_iou
 from instmatt_app.nets.ssdlite import SSDLitePersons
+from tests.nets.person_box_photos import BUS_PEOPLE, ZIDANE_PEOPLE, best_iou, load_photo
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 SSD = MODELS / "ssdlite-persons.onnx"
-# hand-checked person boxes (x0, y0, x1, y1), see tests/nets/test_movenet.py
-BUS_PEOPLE = [(50, 400, 245, 905), (222, 405, 345, 860), (668, 390, 810, 880)]
-ZIDANE_PEOPLE = [(750, 40, 1140, 720), (120, 200, 1150, 720)]
-
-
-def _load(data_dir: Path, name: str) -> np.ndarray:
-    return np.array(Image.open(data_dir / "qualitative" / "images" / name).convert("RGB"))
-
-
-def _best_iou(dets, expected) -> np.ndarray:
-    if not dets:
-        return np.zeros(len(expected))
-    return box_iou(np.array(expected, float), np.array([d.box for d in dets], float)).max(axis=1)
 
 
 def test_ssdlite_finds_the_two_front_bus_passengers(data_dir):
-    image = _load(data_dir, "bus.jpg")
+    image = load_photo(data_dir, "bus.jpg")
     dets = SSDLitePersons(SSD, input_size=400).detect(image)
     # alone it is sure of the two people in front and misses the man at the right (that is what MoveNet adds)
-    assert (_best_iou(dets, BUS_PEOPLE[:2]) >= 0.7).all(), [(d.box, d.score) for d in dets]
+    assert (best_iou(dets, BUS_PEOPLE[:2]) >= 0.7).all(), [(d.box, d.score) for d in dets]
     assert len(dets) == 2
     for d in dets:
         x0, y0, x1, y1 = d.box
@@ -43,10 +30,10 @@ def test_ssdlite_finds_the_two_front_bus_passengers(data_dir):
 
 
 def test_ssdlite_low_threshold_letterbox_and_flip_are_mapped_back(data_dir):
-    image = _load(data_dir, "bus.jpg")
+    image = load_photo(data_dir, "bus.jpg")
     for kw in ({"letterbox": True}, {"flip": True}, {}):
         dets = SSDLitePersons(SSD, input_size=400, score_threshold=0.1, **kw).detect(image)
-        assert (_best_iou(dets, BUS_PEOPLE[:2]) >= 0.6).all(), (kw, [(d.box, d.score) for d in dets])
+        assert (best_iou(dets, BUS_PEOPLE[:2]) >= 0.6).all(), (kw, [(d.box, d.score) for d in dets])
         scores = [d.score for d in dets]
         assert scores == sorted(scores, reverse=True) and min(scores) >= 0.1
         ious = box_iou(np.array([d.box for d in dets]), np.array([d.box for d in dets]))
@@ -64,8 +51,8 @@ def test_ssdlite_refuses_another_model_and_bad_images():
 def test_shipped_fusion_finds_the_known_people(data_dir, name, expected):
     det = FusedPersonDetector.from_files(MODELS / "movenet-multipose.onnx", SSD, partner="ssdlite")
     assert det.name == "movenet+ssdlite"
-    dets = det.detect(_load(data_dir, name))
-    assert (_best_iou(dets, expected) >= 0.5).all(), [(d.box, d.score, d.source) for d in dets]
+    dets = det.detect(load_photo(data_dir, name))
+    assert (best_iou(dets, expected) >= 0.5).all(), [(d.box, d.score, d.source) for d in dets]
     assert len(dets) == len(expected)
     # both detectors agree on every person here, which is what lifts the fused scores above MoveNet's own
     assert all(d.source == "movenet+ssdlite" and d.score >= 0.9 for d in dets)
