@@ -29,4 +29,4 @@ def add_person_boxes_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--person-boxes", default="auto", choices=BOX_DETECTORS,
                         help="person box detector of the default detector: movenet+ssdlite (shipped), movenet "
                              "alone, movenet+centernet (needs centernet.onnx converted into the models folder); "
-                             "auto = CenterNet's fusion when that file is there, else SSDLite's (default)")
+                             "auto = SSDLite's fusion, else CenterNet's when converted (default)")

@@ -26,8 +26,7 @@ def test_matte_sample_writes_everything(tmp_path):
     meta = json.loads((out / "two_portraits.json").read_text())
     assert len(meta["people"]) == 2 and meta["models"]["matting"] == "lite"
     assert meta["models"]["guidance_passes"] == "8" and "stage:settle" in meta["timings_s"]
-    boxes = "movenet+centernet" if (REPO / "models/centernet.onnx").is_file() else "movenet+ssdlite"  # auto
-    assert meta["models"]["person_boxes"] == boxes and "ssdlite-persons" in meta["models"]
+    assert meta["models"]["person_boxes"] == "movenet+ssdlite" and "ssdlite-persons" in meta["models"]
     assert {"detect", "matte", "total"} <= set(meta["timings_s"])
 
 

@@ -62,8 +62,8 @@ def test_shipped_fusion_finds_the_known_people(data_dir, name, expected):
 def test_box_detector_kinds():
     assert embedded.person_boxes("cpu", "movenet").name == "movenet-multipose"
     assert embedded.person_boxes("cpu", "movenet+ssdlite").name == "movenet+ssdlite"
+    assert embedded.person_boxes("cpu", "auto").name == "movenet+ssdlite"  # even with CenterNet converted
     if not (MODELS / "centernet.onnx").is_file():
-        assert embedded.person_boxes("cpu", "auto").name == "movenet+ssdlite"
         with pytest.raises(ModelError, match="centernet.onnx is missing"):
             embedded.person_boxes("cpu", "movenet+centernet")
     with pytest.raises(ValueError, match="unknown person box detector"):
@@ -72,7 +72,7 @@ def test_box_detector_kinds():
         FusedPersonDetector.from_files(MODELS / "movenet-multipose.onnx", SSD, partner="yolo")
 
 
-def test_auto_falls_back_to_movenet_alone_without_the_ssdlite_file(monkeypatch):
+def test_auto_falls_back_without_the_ssdlite_file(monkeypatch):
     real = embedded.model_path
 
     def model_path(name, check=False):
@@ -83,8 +83,8 @@ def test_auto_falls_back_to_movenet_alone_without_the_ssdlite_file(monkeypatch):
     monkeypatch.setattr(embedded, "model_path", model_path)
     embedded.person_boxes.cache_clear()
     try:
-        if not (MODELS / "centernet.onnx").is_file():
-            assert embedded.person_boxes("cpu", "auto").name == "movenet-multipose"
+        fallback = "movenet+centernet" if (MODELS / "centernet.onnx").is_file() else "movenet-multipose"
+        assert embedded.person_boxes("cpu", "auto").name == fallback
         with pytest.raises(ModelError, match="ssdlite-persons.onnx is missing"):
             embedded.person_boxes("cpu", "movenet+ssdlite")
     finally:
@@ -99,8 +99,7 @@ def test_a_corrupt_ssdlite_file_is_an_error_not_a_silent_fallback(monkeypatch, t
                         else real(name, check))
     embedded.person_boxes.cache_clear()
     try:
-        if not (MODELS / "centernet.onnx").is_file():
-            with pytest.raises(ModelError, match="could not be loaded"):
-                embedded.person_boxes("cpu", "auto")
+        with pytest.raises(ModelError, match="could not be loaded"):
+            embedded.person_boxes("cpu", "auto")
     finally:
         embedded.person_boxes.cache_clear()
