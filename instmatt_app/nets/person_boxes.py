@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 __all__ = ["PersonBox", "Letterbox", "check_rgb_image", "letterbox", "box_iou", "nms", "merge_person_boxes",
-           "flip_boxes", "boxes_in_photo", "detect_with_flip", "fuse_person_boxes", "FusedPersonDetector"]
+           "flip_boxes", "boxes_in_photo", "detect_with_flip", "fuse_person_boxes", "grid_tiles",
+           "FusedPersonDetector"]
 
 
 @dataclass(frozen=True)
@@ -229,11 +230,15 @@ class FusedPersonDetector:
 
     movenet, partner: runner objects with ``detect`` and ``name`` (built with score_threshold=0 or a low one so
     that candidates reach the fusion; :meth:`from_files` does that). score_threshold applies to the fused
-    score (0.45 with weight 3 and boxes >= 1 % of the photo measured best for both partners).
+    score (0.45 with weight 3 and boxes >= 1 % of the photo measured best for both partners). grid > 1: the
+    fusion also runs on grid x grid overlapping tiles (:func:`grid_tiles`), so that small people and crowds
+    (MoveNet gives at most 6 people per pass) are found; a tile's box cut by an inner tile border is dropped
+    (the whole photo or another tile sees that person whole), and all boxes are merged by NMS.
     """
 
     def __init__(self, movenet, partner, score_threshold: float = 0.45, movenet_weight: float = 3.0,
-                 min_box_area: float = 0.01, iou: float = 0.5):
+                 min_box_area: float = 0.01, iou: float = 0.5, grid: int = 1):
+        self.grid = int(grid)
         self.movenet, self.partner = movenet, partner
         self.name = f"movenet+{partner.name}"
         self.score_threshold = float(score_threshold)
@@ -259,9 +264,42 @@ class FusedPersonDetector:
             raise ValueError(f"unknown partner detector {partner!r} (ssdlite, centernet)")
         return cls(MoveNetMultiPose(movenet_onnx, device, score_threshold=0.0, min_box_area=0.0), second, **options)
 
+    def _fused(self, image: np.ndarray, min_box_area: float) -> list[PersonBox]:
+        fused = fuse_person_boxes(self.movenet.detect(image), self.partner.detect(image),
+                                  (image.shape[1], image.shape[0]), self.movenet_weight, self.iou, min_box_area)
+        return [d for d in fused if d.score >= self.score_threshold]
+
     def detect(self, image_rgb_uint8: np.ndarray) -> list[PersonBox]:
         """People in a (H, W, 3) uint8 RGB photo, best fused score first (see :func:`fuse_person_boxes`)."""
         image = check_rgb_image(image_rgb_uint8)
-        fused = fuse_person_boxes(self.movenet.detect(image), self.partner.detect(image),
-                                  (image.shape[1], image.shape[0]), self.movenet_weight, self.iou, self.min_box_area)
-        return [d for d in fused if d.score >= self.score_threshold]
+        dets = self._fused(image, self.min_box_area)
+        if self.grid > 1:
+            h, w = image.shape[:2]
+            tiled = []
+            for tx0, ty0, tx1, ty1 in grid_tiles(w, h, self.grid):
+                tile_area = (tx1 - tx0) * (ty1 - ty0)
+                for d in self._fused(image[ty0:ty1, tx0:tx1], self.min_box_area * w * h / tile_area):
+                    bx0, by0, bx1, by1 = d.box
+                    margin = 0.02 * max(tx1 - tx0, ty1 - ty0)  # cut by an inner tile border: a partial person
+                    if (tx0 > 0 and bx0 <= margin) or (tx1 < w and bx1 >= tx1 - tx0 - margin) or \
+                            (ty0 > 0 and by0 <= margin) or (ty1 < h and by1 >= ty1 - ty0 - margin):
+                        continue
+                    kp = None
+                    if d.keypoints is not None:
+                        kp = d.keypoints.copy()
+                        kp[:, 0] += tx0
+                        kp[:, 1] += ty0
+                    tiled.append(d.replace(box=(bx0 + tx0, by0 + ty0, bx1 + tx0, by1 + ty0), keypoints=kp))
+            dets = merge_person_boxes([dets, tiled], self.iou)
+        return sorted(dets, key=lambda d: -d.score)
+
+
+def grid_tiles(w: int, h: int, n: int, overlap: float = 0.25) -> list[tuple[int, int, int, int]]:
+    """n x n tiles (x0, y0, x1, y1) covering a w x h image, neighbours overlapping by ``overlap`` of a tile."""
+    tw, th = w / (n - (n - 1) * overlap), h / (n - (n - 1) * overlap)
+    out = []
+    for r in range(n):
+        for c in range(n):
+            x0, y0 = round(c * tw * (1 - overlap)), round(r * th * (1 - overlap))
+            out.append((x0, y0, min(w, round(x0 + tw)), min(h, round(y0 + th))))
+    return out
