@@ -41,7 +41,7 @@ def person_boxes(device: str = "cpu", kind: str = "auto"):
 
     kind: "movenet" (MoveNet-MultiPose alone, Apache-2.0), "movenet+ssdlite" (fused with the SSDLite person
     detector, MIT: more people at the same precision, docs/detectors.md; run on the photo and on 2 x 2 tiles of
-    it), "movenet+centernet" (fused with
+    it, 3 x 3 in a crowd), "movenet+centernet" (fused with
     CenterNet, whose upstream states no licence, so it is not shipped: it needs ``centernet.onnx`` converted into
     the models folder by tools/convert_tfjs_models.py), or "auto": SSDLite's fusion, else CenterNet's when that
     file is there, else MoveNet alone (through the whole pipeline SSDLite's fusion measured at least as good as
@@ -66,8 +66,10 @@ def person_boxes(device: str = "cpu", kind: str = "auto"):
             if kind != "auto":
                 raise
         else:
-            # also on 2 x 2 tiles: small people and crowds (MoveNet finds at most 6 per pass); measured better
-            return FusedPersonDetector.from_files(movenet_path, ssdlite_path, device, partner="ssdlite", grid=2)
+            # also on 2 x 2 tiles, and 3 x 3 once 6 people are found: small people and crowds (MoveNet finds at
+            # most 6 per pass); measured better (docs/detectors.md)
+            return FusedPersonDetector.from_files(movenet_path, ssdlite_path, device, partner="ssdlite", grid=2,
+                                                  crowd_grid=3, crowd_people=6)
     centernet_path = movenet_path.parent / "centernet.onnx"
     if kind == "movenet+centernet" or (kind == "auto" and centernet_path.is_file()):
         if not centernet_path.is_file():

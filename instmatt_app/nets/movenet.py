@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from instmatt_app.nets.person_boxes import (PersonBox, check_rgb_image, flip_boxes, letterbox,
+from instmatt_app.nets.person_boxes import (PersonBox, boxes_from_tile, check_rgb_image, flip_boxes, letterbox,
                                             merge_person_boxes)
 
 __all__ = ["MoveNetMultiPose"]
@@ -95,20 +95,9 @@ class MoveNetMultiPose:
         if self.flip:
             passes.append(flip_boxes(self._run(np.ascontiguousarray(image[:, ::-1])), w))
         if self.tiles:
-            for tx0, ty0, tx1, ty1 in self._tiles(image):
-                dets = []
-                for d in self._run(image[ty0:ty1, tx0:tx1]):
-                    bx0, by0, bx1, by1 = d.box
-                    # a box cut by an inner tile border is a partial person: the full pass covers it
-                    margin = 0.02 * max(tx1 - tx0, ty1 - ty0)
-                    if (tx0 > 0 and bx0 <= margin) or (tx1 < w and bx1 >= tx1 - tx0 - margin) or \
-                            (ty0 > 0 and by0 <= margin) or (ty1 < h and by1 >= ty1 - ty0 - margin):
-                        continue
-                    kp = d.keypoints.copy()
-                    kp[:, 0] += tx0
-                    kp[:, 1] += ty0
-                    dets.append(d.replace(box=(bx0 + tx0, by0 + ty0, bx1 + tx0, by1 + ty0), keypoints=kp))
-                passes.append(dets)
+            for tile in self._tiles(image):
+                tx0, ty0, tx1, ty1 = tile
+                passes.append(boxes_from_tile(self._run(image[ty0:ty1, tx0:tx1]), tile, (w, h)))
         min_area = self.min_box_area * h * w
         passes = [[d for d in p if d.score >= self.score_threshold and
                    (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) >= min_area] for p in passes]

@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["PersonBox", "Letterbox", "check_rgb_image", "letterbox", "box_iou", "nms", "merge_person_boxes",
            "flip_boxes", "boxes_in_photo", "detect_with_flip", "fuse_person_boxes", "grid_tiles",
-           "FusedPersonDetector"]
+           "boxes_from_tile", "FusedPersonDetector"]
 
 
 @dataclass(frozen=True)
@@ -233,12 +233,15 @@ class FusedPersonDetector:
     score (0.45 with weight 3 and boxes >= 1 % of the photo measured best for both partners). grid > 1: the
     fusion also runs on grid x grid overlapping tiles (:func:`grid_tiles`), so that small people and crowds
     (MoveNet gives at most 6 people per pass) are found; a tile's box cut by an inner tile border is dropped
-    (the whole photo or another tile sees that person whole), and all boxes are merged by NMS.
+    (the whole photo or another tile sees that person whole), and all boxes are merged by NMS. crowd_grid >
+    grid: when the photo and its tiles gave at least ``crowd_people`` people, a finer crowd_grid x crowd_grid
+    tiling runs as well (a crowd of small people).
     """
 
     def __init__(self, movenet, partner, score_threshold: float = 0.45, movenet_weight: float = 3.0,
-                 min_box_area: float = 0.01, iou: float = 0.5, grid: int = 1):
-        self.grid = int(grid)
+                 min_box_area: float = 0.01, iou: float = 0.5, grid: int = 1, crowd_grid: int = 1,
+                 crowd_people: int = 6):
+        self.grid, self.crowd_grid, self.crowd_people = int(grid), int(crowd_grid), int(crowd_people)
         self.movenet, self.partner = movenet, partner
         self.name = f"movenet+{partner.name}"
         self.score_threshold = float(score_threshold)
@@ -269,29 +272,47 @@ class FusedPersonDetector:
                                   (image.shape[1], image.shape[0]), self.movenet_weight, self.iou, min_box_area)
         return [d for d in fused if d.score >= self.score_threshold]
 
+    def _tiled(self, image: np.ndarray, grid: int) -> list[PersonBox]:
+        h, w = image.shape[:2]
+        out = []
+        for tile in grid_tiles(w, h, grid):
+            tx0, ty0, tx1, ty1 = tile
+            found = self._fused(image[ty0:ty1, tx0:tx1], self.min_box_area * w * h / ((tx1 - tx0) * (ty1 - ty0)))
+            out += boxes_from_tile(found, tile, (w, h))
+        return out
+
     def detect(self, image_rgb_uint8: np.ndarray) -> list[PersonBox]:
         """People in a (H, W, 3) uint8 RGB photo, best fused score first (see :func:`fuse_person_boxes`)."""
         image = check_rgb_image(image_rgb_uint8)
         dets = self._fused(image, self.min_box_area)
         if self.grid > 1:
-            h, w = image.shape[:2]
-            tiled = []
-            for tx0, ty0, tx1, ty1 in grid_tiles(w, h, self.grid):
-                tile_area = (tx1 - tx0) * (ty1 - ty0)
-                for d in self._fused(image[ty0:ty1, tx0:tx1], self.min_box_area * w * h / tile_area):
-                    bx0, by0, bx1, by1 = d.box
-                    margin = 0.02 * max(tx1 - tx0, ty1 - ty0)  # cut by an inner tile border: a partial person
-                    if (tx0 > 0 and bx0 <= margin) or (tx1 < w and bx1 >= tx1 - tx0 - margin) or \
-                            (ty0 > 0 and by0 <= margin) or (ty1 < h and by1 >= ty1 - ty0 - margin):
-                        continue
-                    kp = None
-                    if d.keypoints is not None:
-                        kp = d.keypoints.copy()
-                        kp[:, 0] += tx0
-                        kp[:, 1] += ty0
-                    tiled.append(d.replace(box=(bx0 + tx0, by0 + ty0, bx1 + tx0, by1 + ty0), keypoints=kp))
-            dets = merge_person_boxes([dets, tiled], self.iou)
+            dets = merge_person_boxes([dets, self._tiled(image, self.grid)], self.iou)
+            if self.crowd_grid > self.grid and len(dets) >= self.crowd_people:
+                dets = merge_person_boxes([dets, self._tiled(image, self.crowd_grid)], self.iou)
         return sorted(dets, key=lambda d: -d.score)
+
+
+def boxes_from_tile(dets: Sequence[PersonBox], tile: tuple[int, int, int, int], size: tuple[int, int]
+                    ) -> list[PersonBox]:
+    """Detections made on a tile (x0, y0, x1, y1) of a photo of ``size`` (w, h), moved to photo pixels (box and
+    keypoints). A box cut by an inner tile border (within 2 % of the tile's long side of it) is dropped: a partial
+    person, whom the whole photo or a neighbouring tile sees whole."""
+    tx0, ty0, tx1, ty1 = tile
+    w, h = size
+    margin = 0.02 * max(tx1 - tx0, ty1 - ty0)
+    out = []
+    for d in dets:
+        bx0, by0, bx1, by1 = d.box
+        if (tx0 > 0 and bx0 <= margin) or (tx1 < w and bx1 >= tx1 - tx0 - margin) or \
+                (ty0 > 0 and by0 <= margin) or (ty1 < h and by1 >= ty1 - ty0 - margin):
+            continue
+        kp = None
+        if d.keypoints is not None:
+            kp = d.keypoints.copy()
+            kp[:, 0] += tx0
+            kp[:, 1] += ty0
+        out.append(d.replace(box=(bx0 + tx0, by0 + ty0, bx1 + tx0, by1 + ty0), keypoints=kp))
+    return out
 
 
 def grid_tiles(w: int, h: int, n: int, overlap: float = 0.25) -> list[tuple[int, int, int, int]]:

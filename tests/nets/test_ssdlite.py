@@ -140,3 +140,30 @@ def test_tiled_fusion_finds_a_crowd_beyond_movenets_six(data_dir):
             vis = d.keypoints[:, 2] > 0.3
             inside = ((d.keypoints[vis, 0] >= x0 - 20) & (d.keypoints[vis, 0] <= x1 + 20)).mean()
             assert inside > 0.8
+
+
+class _Recorder:
+    """A stand-in box detector: one sure person in the middle of every image it sees; records the sizes."""
+
+    def __init__(self, name, keypoints):
+        self.name, self.keypoints, self.seen = name, keypoints, []
+
+    def detect(self, image):
+        from instmatt_app.nets.person_boxes import PersonBox
+
+        h, w = image.shape[:2]
+        self.seen.append((w, h))
+        kp = np.zeros((17, 3), np.float32) if self.keypoints else None
+        return [PersonBox((0.4 * w, 0.3 * h, 0.6 * w, 0.7 * h), 0.9, kp, self.name)]
+
+
+@pytest.mark.parametrize("crowd_people,passes", [(1, 1 + 4 + 9), (100, 1 + 4)])
+def test_the_crowd_grid_runs_only_in_a_crowd(crowd_people, passes):
+    mn, ss = _Recorder("movenet", True), _Recorder("ssdlite", False)
+    det = FusedPersonDetector(mn, ss, grid=2, crowd_grid=3, crowd_people=crowd_people)
+    dets = det.detect(np.zeros((600, 900, 3), np.uint8))
+    assert len(mn.seen) == len(ss.seen) == passes
+    assert mn.seen[0] == (900, 600) and all(w < 900 and h < 600 for w, h in mn.seen[1:])
+    # the centre person of every tile is a separate box in photo pixels, inside the photo
+    assert all(0 <= d.box[0] < d.box[2] <= 900 and 0 <= d.box[1] < d.box[3] <= 600 for d in dets)
+    assert len(dets) >= 1 + 4
