@@ -3,9 +3,9 @@
 Pipeline (all at a working resolution, long side <= ``work_side``):
 
 1. the pose landmarker on the whole photo (up to 6 people);
-2. person boxes from MoveNet-MultiPose fused with SSDLite (or CenterNet when a user converted it): each box takes the full-image pose that
-   fits it, else the pose landmarker runs on a square crop around it, else the box keeps the human
-   alpha inside it (feathered);
+2. person boxes from MoveNet-MultiPose fused with SSDLite, on the photo and its tiles (``embedded.person_boxes``):
+   each box takes the full-image pose that fits it, else the pose landmarker runs on a square crop
+   around it, else the box keeps the human alpha inside it (feathered);
 3. the human alpha (RVM): regions of human alpha that no found person explains are cropped and
    given to the pose landmarker again (people it missed at full scale: small, occluded, at the back);
 4. duplicates are merged (mask IoU / containment), and human-alpha regions that still no person

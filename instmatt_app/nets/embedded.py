@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = ["human_matter", "pose_segmenter", "human_alpha", "person_boxes", "BOX_DETECTORS", "EMBEDDED_MODEL_NAMES"]
 
-EMBEDDED_MODEL_NAMES = ("rvm-mobilenetv3", "pose-landmarker-full", "movenet-multipose")
+EMBEDDED_MODEL_NAMES = ("rvm-mobilenetv3", "pose-landmarker-full", "movenet-multipose", "ssdlite-persons")
 
 
 @functools.lru_cache(maxsize=2)
@@ -40,10 +40,10 @@ def person_boxes(device: str = "cpu", kind: str = "auto"):
     """Person box detector, or None when this build ships none.
 
     kind: "movenet" (MoveNet-MultiPose alone, Apache-2.0), "movenet+ssdlite" (fused with the SSDLite person
-    detector, MIT: more people at the same precision, docs/detectors.md; run on the photo and on 2 x 2 tiles of
-    it, 3 x 3 in a crowd), "movenet+centernet" (fused with
-    CenterNet, whose upstream states no licence, so it is not shipped: it needs ``centernet.onnx`` converted into
-    the models folder by tools/convert_tfjs_models.py), or "auto": SSDLite's fusion, else CenterNet's when that
+    detector, MIT: more people at the same precision, docs/detectors.md; run on the photo and on 2 x 2 tiles
+    of it, 3 x 3 in a crowd), "movenet+centernet" (fused with CenterNet, whose upstream states no licence, so
+    it is not shipped: it needs ``centernet.onnx`` converted into the models folder by
+    tools/convert_tfjs_models.py), or "auto": SSDLite's fusion, else CenterNet's when that
     file is there, else MoveNet alone (through the whole pipeline SSDLite's fusion measured at least as good as
     CenterNet's on every data set). A kind whose model file is missing raises :class:`ModelError`; so does a
     corrupt file, also for "auto".
