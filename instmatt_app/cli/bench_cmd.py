@@ -6,10 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from instmatt_app.cli.arg_types import (
-    add_guidance_passes_option,
-    add_person_boxes_option,
-)
+from instmatt_app.cli.arg_types import add_guidance_passes_option, add_person_boxes_option
 
 HELP = "benchmark the engine on a HIM2K-layout (IMQ) or COCO-style (recognition) data set"
 

@@ -8,10 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from instmatt_app.cli.arg_types import (
-    add_guidance_passes_option,
-    add_person_boxes_option,
-)
+from instmatt_app.cli.arg_types import add_guidance_passes_option, add_person_boxes_option
 
 HELP = "matte every person in photos (files or folders) and write alphas, cut-outs, tri-mattes, JSON, PSD"
 

@@ -1,5 +1,5 @@
-"""Preferences: compute device, default refinement, guidance passes, person boxes, autosave interval, and the models (embedded and
-user-supplied, with their licences) through :mod:`instmatt_app.model_manager`."""
+"""Preferences: compute device, default refinement, guidance passes, person boxes, autosave interval, and
+the models (embedded and user-supplied, with their licences) through :mod:`instmatt_app.model_manager`."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt

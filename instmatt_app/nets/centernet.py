@@ -15,12 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from instmatt_app.nets.person_boxes import (
-    PersonBox,
-    boxes_in_photo,
-    detect_with_flip,
-    letterbox,
-)
+from instmatt_app.nets.person_boxes import PersonBox, boxes_in_photo, detect_with_flip, letterbox
 
 __all__ = ["CenterNetPersons"]
 

@@ -8,13 +8,7 @@ import pytest
 
 from instmatt_app.nets.centernet import CenterNetPersons
 from instmatt_app.nets.person_boxes import PersonBox, box_iou, merge_person_boxes
-from tests.nets.person_box_photos import (
-    BUS_CUT,
-    BUS_PEOPLE,
-    ZIDANE_PEOPLE,
-    best_iou,
-    load_photo,
-)
+from tests.nets.person_box_photos import BUS_CUT, BUS_PEOPLE, ZIDANE_PEOPLE, best_iou, load_photo
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "centernet.onnx"
 # CenterNet is not shipped (its upstream states no licence, docs/detectors.md); these tests run where a

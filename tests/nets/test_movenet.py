@@ -8,13 +8,7 @@ import pytest
 
 from instmatt_app.nets.movenet import MoveNetMultiPose
 from instmatt_app.nets.person_boxes import box_iou
-from tests.nets.person_box_photos import (
-    BUS_CUT,
-    BUS_PEOPLE,
-    ZIDANE_PEOPLE,
-    best_iou,
-    load_photo,
-)
+from tests.nets.person_box_photos import BUS_CUT, BUS_PEOPLE, ZIDANE_PEOPLE, best_iou, load_photo
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "movenet-multipose.onnx"
 
