@@ -126,9 +126,10 @@ def main() -> int:
     box_kinds = args.person_boxes.split(",")
     results: dict = {}
     settings = [(n, b) for b in box_kinds for n in passes]
+    keys = {(n, b): ("" if n is None else f"@{n}") + ("" if len(box_kinds) == 1 else f"/{b}") for n, b in settings}
     for n, b in settings:
         tag = ("" if n is None else f", guidance passes {n}") + ("" if len(box_kinds) == 1 else f", boxes {b}")
-        key = ("" if n is None else f"@{n}") + ("" if len(box_kinds) == 1 else f"/{b}")
+        key = keys[(n, b)]
         results["dev" + key] = run_set("dev", args.side, args.limit, args.refine, n, b)
         print_table(f"dev photos at {args.side} px, refine={args.refine}{tag}", results["dev" + key])
         if args.big:
@@ -144,7 +145,6 @@ def main() -> int:
                       f"(range {min(peaks):.0f}-{max(peaks):.0f})")
             results["big" + key] = runs[0] if len(runs) == 1 else runs
     if len(settings) > 1:
-        keys = {(n, b): ("" if n is None else f"@{n}") + ("" if len(box_kinds) == 1 else f"/{b}") for n, b in settings}
         med = {s: np.median([r["total"] for r in results["dev" + k]["rows"][1:]]) for s, k in keys.items()}
         first, last = settings[0], settings[-1]
         print("\ndev median total s: " + ", ".join(f"{k or 'default'} {med[s]:.2f}" for s, k in keys.items())

