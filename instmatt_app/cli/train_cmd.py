@@ -60,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       "(tools/build_detector_pack.py): train on the guidance the engine really gives")
     lite.add_argument("--det-p", type=float, default=0.5, help="share of composites drawn from --det-pack "
                       "(default 0.5; the rest get perturbed ground-truth guidance)")
+    lite.add_argument("--keep-snapshots", action="store_true", help="also keep the fp16 weights of every "
+                      "--save-every step (OUT/lite_weights_fp16_step<N>.pth), to choose among them afterwards")
     lite.add_argument("--rvm", default=None, metavar="ONNX",
                       help="RVM ONNX to start from (default: the installed models/rvm_mobilenetv3_fp32.onnx)")
 
@@ -94,7 +96,7 @@ def _run_lite(args: argparse.Namespace) -> int:
                           long_side=args.long_side, workers=args.workers, device=args.device, seed=args.seed,
                           det_pack=args.det_pack, det_p=args.det_p,
                           log_every=args.log_every, val_every=args.val_every, val_images=args.val_images,
-                          save_every=args.save_every)
+                          save_every=args.save_every, keep_snapshots=args.keep_snapshots)
     return _fit(lambda: LiteTrainer(cfg).fit(), (synth.SynthInputError, LiteWeightsError, RVMWeightError, ValueError),
                 args.out, "steps")
 

@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import time
@@ -46,7 +47,7 @@ from instmatt_app.nets.instmatt_train import (
 )
 from instmatt_app.nets.lite_model import ARCHITECTURE, LiteMatteNet, lite_from_rvm
 
-__all__ = ["DetectorGuidedSamples", "LiteSamples", "LiteTrainConfig", "LiteTrainer", "lite_losses", "save_weights",
+__all__ = ["DetectorGuidedSamples", "composite_thumbnail", "LiteSamples", "LiteTrainConfig", "LiteTrainer", "lite_losses", "save_weights",
            "validate"]
 
 
@@ -81,10 +82,17 @@ class LiteTrainConfig:
     val_every: int = 1000
     val_images: int = 16
     save_every: int = 500
+    keep_snapshots: bool = False      # also keep the fp16 weights of every save (lite_weights_fp16_step<N>.pth)
     extra: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------ data
+
+def composite_thumbnail(image: np.ndarray) -> np.ndarray:
+    """(16, 16, 3) uint8 area-average of an (H, W, 3) uint8 composite: tells a composite drawn again
+    from its seed (masks-only detector packs) from a different one."""
+    return cv2.resize(image, (16, 16), interpolation=cv2.INTER_AREA)
+
 
 def _photometric(rng: np.random.Generator):
     gain = rng.uniform(0.8, 1.2, 3).astype(np.float32) * np.float32(rng.uniform(0.85, 1.15))
@@ -191,6 +199,55 @@ class DetectorGuidedSamples:
         self.crop, self.per = crop, per_composite
         self.threshold, self.min_iou, self.min_contain = threshold, min_iou, min_contain
         self.rng = np.random.default_rng(seed)
+        meta_path = Path(pack) / "pack.json"
+        self.meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        self.masks_only = self.meta.get("format") == "masks-only"
+        if self.masks_only and abs(float(self.meta["threshold"]) - threshold) > 1e-6:
+            raise ValueError(f"{pack}: masks binarised at {self.meta['threshold']}, not at the guidance "
+                             f"threshold {threshold}")
+        self._generator = None
+        self.mismatched = 0     # masks-only composites skipped because they were not drawn the same again
+
+    def _regenerate(self, seed: int):
+        """The composite of ``seed`` drawn again with the pack's generator settings (masks-only packs)."""
+        from instmatt_app.evaluation.synth import (
+            BackgroundLibrary,
+            CutoutLibrary,
+            SyntheticGenerator,
+            SynthSettings,
+        )
+
+        if self._generator is None:
+            m = self.meta
+            self._generator = SyntheticGenerator(
+                CutoutLibrary(m["cutouts"]), BackgroundLibrary(m["backgrounds"]),
+                SynthSettings(long_side=tuple(m["long_side"]), max_people=int(m["max_people"])))
+        return self._generator.sample(np.random.default_rng(seed))
+
+    def load(self, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """One stored composite: image (H, W, 3) u8, background (H, W, 3) u8, fgs (k, H, W, 3) u8,
+        alphas (k, H, W) float32 in [0, 1], the detections as guidance (m, H, W) bool (≥ threshold,
+        small holes filled); None when a masks-only composite was not drawn the same again."""
+        from instmatt_app.nets.lite_matter import _fill_mask_holes
+
+        z = np.load(path)
+        if "mask_bits" not in z:
+            masks = z["masks"] >= round(self.threshold * 255)
+            return (z["image"], z["background"], z["fgs"], z["alphas"].astype(np.float32) / 255.0,
+                    _fill_mask_holes(masks, 0.05))
+        if not self.masks_only:
+            raise ValueError(f"{path}: a masks-only composite, but {path.parent / 'pack.json'} does not describe "
+                             "a masks-only pack (it is written when tools/build_detector_pack.py finishes)")
+        h, w = (int(v) for v in z["shape"])
+        s = self._regenerate(int(path.stem))
+        if s.image_u8.shape[:2] != (h, w) or np.abs(composite_thumbnail(s.image_u8).astype(np.int16)
+                                                    - z["thumb"]).mean() > 2.0:
+            self.mismatched += 1
+            return None
+        masks = np.unpackbits(z["mask_bits"], axis=-1, count=w).astype(bool)
+        u8 = lambda a: np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)  # noqa: E731 (as stored in full packs)
+        return (s.image_u8, u8(s.background), u8(s.foregrounds), np.round(s.alphas * 255.0) / 255.0,
+                _fill_mask_holes(masks, 0.05))
 
     @staticmethod
     def assign(masks: np.ndarray, alphas: np.ndarray, min_iou: float = 0.2, min_contain: float = 0.5
@@ -217,20 +274,18 @@ class DetectorGuidedSamples:
         return out
 
     def composite_samples(self) -> list[dict[str, np.ndarray]]:
-        from instmatt_app.nets.lite_matter import _fill_mask_holes, person_crop
+        from instmatt_app.nets.lite_matter import person_crop
 
         rng, S = self.rng, self.crop
-        z = np.load(self.files[int(rng.integers(len(self.files)))])
-        masks = z["masks"]
-        if not len(masks):
+        loaded = self.load(self.files[int(rng.integers(len(self.files)))])
+        if loaded is None or not len(loaded[4]):
             return []
-        binary = _fill_mask_holes(masks >= round(self.threshold * 255), 0.05)
-        alphas = z["alphas"].astype(np.float32) / 255.0
+        image_u8, background_u8, fgs, alphas, binary = loaded
+        alphas = alphas.astype(np.float32)
         owner = self.assign(binary, alphas, self.min_iou, self.min_contain)
         jitter = _photometric(rng)
-        image = jitter(z["image"].astype(np.float32) / 255.0)
-        background = jitter(z["background"].astype(np.float32) / 255.0)
-        fgs = z["fgs"]
+        image = jitter(image_u8.astype(np.float32) / 255.0)
+        background = jitter(background_u8.astype(np.float32) / 255.0)
         h, w = binary.shape[1:]
         union = binary.any(0)
         count = binary.sum(0, dtype=np.int32)
@@ -544,6 +599,8 @@ class LiteTrainer:
             if cfg.save_every and self.step % cfg.save_every == 0:
                 self.save(out / "lite_last.pth")
                 save_weights(self.net, out / "lite_weights_fp16.pth", meta={"step": self.step})
+                if cfg.keep_snapshots:
+                    save_weights(self.net, out / f"lite_weights_fp16_step{self.step:05d}.pth", meta={"step": self.step})
             if cfg.val_every and self.step % cfg.val_every == 0:
                 self._evaluate(t0, loss_ema)
         self.save(out / "lite_last.pth")

@@ -13,16 +13,24 @@ from instmatt_app.nets.lite_train import DetectorGuidedSamples
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def pack(data_dir, tmp_path_factory):
+def _build(data_dir, out: Path, *extra: str) -> Path:
     spec = importlib.util.spec_from_file_location("build_detector_pack", REPO / "tools" / "build_detector_pack.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    out = tmp_path_factory.mktemp("det") / "det_pack"
     rc = tool.main([str(data_dir / "p3m"), str(data_dir / "coco_backgrounds" / "images"), "-o", str(out),
-                    "-n", "3", "--seed", "11", "--long-side", "480,560", "--max-people", "3", "--jobs", "1"])
+                    "-n", "3", "--seed", "11", "--long-side", "480,560", "--max-people", "3", "--jobs", "1", *extra])
     assert rc == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def pack(data_dir, tmp_path_factory):
+    return _build(data_dir, tmp_path_factory.mktemp("det") / "det_pack")
+
+
+@pytest.fixture(scope="module")
+def compact_pack(data_dir, tmp_path_factory):
+    return _build(data_dir, tmp_path_factory.mktemp("det") / "det_masks", "--masks-only")
 
 
 def test_pack_holds_composites_with_the_detectors_masks(pack):
@@ -71,3 +79,44 @@ def test_a_detection_belongs_to_the_person_it_covers():
     owner = DetectorGuidedSamples.assign(det, gt)
     assert owner[:3] == [0, 1, None]
     assert owner[3] in (0, 1)
+
+
+def test_a_masks_only_pack_gives_the_same_composites_and_guidance(pack, compact_pack):
+    """The compact pack stores only the binarised masks; its composites, drawn again from their seeds,
+    are the full pack's, and the guidance is the same."""
+    meta = json.loads((compact_pack / "pack.json").read_text())
+    assert meta["format"] == "masks-only" and meta["threshold"] == 0.3
+    full, compact = DetectorGuidedSamples(pack), DetectorGuidedSamples(compact_pack)
+    files = sorted(compact_pack.glob("[0-9]*.npz"))
+    assert [f.name for f in files] == [f.name for f in sorted(pack.glob("[0-9]*.npz"))]
+    for f in files:
+        z = np.load(f)
+        assert "image" not in z and z["mask_bits"].dtype == np.uint8
+        assert f.stat().st_size < 0.05 * (pack / f.name).stat().st_size
+        a, b = full.load(pack / f.name), compact.load(f)
+        for x, y in zip(a[:3], b[:3]):     # image, background, foregrounds: 8-bit, identical
+            np.testing.assert_array_equal(x, y)
+        np.testing.assert_allclose(a[3], b[3], atol=1e-6)
+        # the full pack thresholds masks rounded to 8 bits (≥ 76/255), the compact one the detector's own
+        # values at 0.3 as inference does: a few pixels on the edge differ
+        assert a[4].shape == b[4].shape and np.mean(a[4] != b[4]) < 1e-3
+    assert compact.mismatched == 0
+    assert [s for _ in range(3) for s in compact.composite_samples()]
+
+
+def test_a_masks_only_composite_drawn_differently_is_skipped(compact_pack, tmp_path):
+    import shutil
+
+    copy = tmp_path / "det_masks"
+    shutil.copytree(compact_pack, copy)
+    f = sorted(copy.glob("[0-9]*.npz"))[0]
+    z = dict(np.load(f))
+    z["thumb"] = 255 - z["thumb"]          # as if another generator version had drawn another composite
+    np.savez_compressed(f, **z)
+    data = DetectorGuidedSamples(copy)
+    assert data.load(f) is None and data.mismatched == 1
+
+
+def test_a_masks_only_pack_needs_its_threshold(compact_pack):
+    with pytest.raises(ValueError, match="binarised at 0.3"):
+        DetectorGuidedSamples(compact_pack, threshold=0.5)
