@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="refinement mode of the engine (default parallel)")
     add_guidance_passes_option(p)
     add_person_boxes_option(p)
+    p.add_argument("--lite-weights", default=None, metavar="FILE",
+                   help="InstMatt-Lite weights to measure instead of the shipped ones (a training run's "
+                        "lite_weights_fp16.pth, say)")
     p.add_argument("--masks", default=None, metavar="gt|DIR",
                    help="give every method these coarse masks instead of the detector's: 'gt' = the data "
                         "set's GT instances binarised at 0.5 (measures matting alone), or a folder with "
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
         predict, notes = bench.engine_predictor(_METHODS[args.matting], device=args.device, refine=args.refine,
                                                guidance_passes=args.guidance_passes,
-                                               person_boxes=args.person_boxes)
+                                               person_boxes=args.person_boxes, lite_weights=args.lite_weights)
 
         def progress(i: int, n: int, name: str) -> None:
             print(f"\r{i}/{n} {name}          ", end="", file=sys.stderr, flush=True)

@@ -142,8 +142,8 @@ MATTERS = ("parts", "lite", "instmatt")
 
 
 def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instmatt"), device: str = "cpu",
-                     refine: str = "parallel", guidance_passes: int | None = None, person_boxes: str = "auto"
-                     ) -> tuple[Callable[[np.ndarray], BenchPrediction], list[str]]:
+                     refine: str = "parallel", guidance_passes: int | None = None, person_boxes: str = "auto",
+                     lite_weights: str | None = None) -> tuple[Callable[[np.ndarray], BenchPrediction], list[str]]:
     """Predictor over the engine: returns (predict, notes).
 
     The default detector runs once per photo (or ``predict(image, masks=...)`` gives reference
@@ -154,6 +154,7 @@ def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instma
     detector's masks, None = its default); "instmatt": the InstMatt network, when its official
     weights are installed (otherwise skipped with a note, or an error when asked for alone).
     person_boxes: the default detector's person box detector (``embedded.BOX_DETECTORS``).
+    lite_weights: an InstMatt-Lite weights file for "lite" instead of the shipped one (None).
     """
     from instmatt_app.model_manager import user_model
     from instmatt_app.nets.image_context import ImageContext
@@ -173,8 +174,11 @@ def engine_predictor(methods: Sequence[str] = ("masks", "parts", "lite", "instma
                                       "`instmatt models add instmatt FILE`")
             notes.append("InstMatt network: weights not installed, not measured")
             continue
+        weights = {"lite": lite_weights} if m == "lite" and lite_weights else {}
+        if weights:
+            notes.append(f"InstMatt-Lite weights: {lite_weights} (not the shipped ones)")
         engines[m] = base if m == "parts" else Engine(EngineConfig(device=device, matting=m, refine=refine,
-                                                                   guidance_passes=guidance_passes))
+                                                                   guidance_passes=guidance_passes, weights=weights))
 
     def predict(image: np.ndarray, masks: np.ndarray | None = None) -> BenchPrediction:
         out: dict[str, np.ndarray] = {}

@@ -179,3 +179,34 @@ def test_reference_masks_are_given_to_the_predictor(tiny_him2k, tmp_path):
     assert m.shape == (1, 60, 90) and m.min() == 1.0
     with pytest.raises(bench.BenchInputError, match="no mask PNGs"):
         bench.reference_masks(ds.samples[1], str(folder), (60, 90))
+
+
+def test_lite_weights_are_the_ones_measured(tmp_path, data_dir):
+    """--lite-weights: the engine's lite matter uses that file (a training snapshot, say), and the report says so."""
+    import torch
+
+    from instmatt_app.model_manager import model_path
+
+    obj = torch.load(model_path("instmatt-lite"), map_location="cpu", weights_only=True)
+    for k in ("head_os8.2.bias", "head_os4.2.bias", "head_os1.bias"):   # every head: "target" much less likely
+        obj["state_dict"][k] = obj["state_dict"][k] + torch.tensor([-4.0, 2.0, 2.0], dtype=obj["state_dict"][k].dtype)
+    other = tmp_path / "other_fp16.pth"
+    torch.save(obj, other)
+    image = cv2.imread(str(data_dir / "synthetic" / "images" / "comp" / "dev_0000.jpg"))
+    assert image is not None
+    image = cv2.resize(image, (240, 160))[..., ::-1].copy()
+    masks = np.zeros((1, 160, 240), np.float32)
+    masks[0, 30:150, 80:160] = 1.0
+    shipped, notes = bench.engine_predictor(("lite",), guidance_passes=1)
+    changed, notes2 = bench.engine_predictor(("lite",), guidance_passes=1, lite_weights=str(other))
+    assert notes == [] and notes2 == [f"InstMatt-Lite weights: {other} (not the shipped ones)"]
+    a = shipped(image, masks=masks).mattes["lite"]
+    b = changed(image, masks=masks).mattes["lite"]
+    assert a.shape == b.shape == (1, 160, 240)
+    assert np.abs(a - b).mean() > 0.01
+
+
+def test_cli_bench_missing_lite_weights(tmp_path, capsys, tiny_him2k):
+    assert cli_main(["bench", str(tiny_him2k), "--matting", "lite", "--lite-weights", str(tmp_path / "nope.pth"),
+                     "-o", str(tmp_path / "out")]) == 2
+    assert "InstMatt-Lite weights not found" in capsys.readouterr().err
