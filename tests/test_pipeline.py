@@ -153,3 +153,29 @@ def test_numpy_huge_page_advice_is_switched_off_only_while_the_engine_runs():
     assert multiarray._get_madvise_hugepage() is before
     with numpy_huge_pages(True):
         assert multiarray._get_madvise_hugepage() is before
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU (numbers: benchmarks/bench_device_parity.py)")
+def test_cuda_gives_the_cpu_mattes(data_dir):
+    """The same people and, within tolerance, the same alphas on CUDA as on the CPU (guidance passes included)."""
+    import cv2
+
+    from instmatt_app.evaluation.imq import read_instance_folder
+
+    image = load_image(data_dir / "synthetic/images/comp/dev_0000.jpg")
+    _, gts = read_instance_folder(data_dir / "synthetic/alphas/comp/dev_0000")
+    size = (image.shape[1] // 2, image.shape[0] // 2)
+    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    masks = np.stack([cv2.resize(g, size, interpolation=cv2.INTER_AREA) > 127 for g in gts]).astype(np.float32)
+    runs = [Engine(EngineConfig(device=d, matting="lite", refine="parallel")).run(image, masks=masks.copy(),
+                                                                                  detected=True)
+            for d in ("cpu", "cuda")]
+    a, b = (r.alphas for r in runs)
+    assert a.shape == b.shape
+    assert np.abs(a - b).mean() < 2e-3 and np.mean(np.abs(a - b) > 8 / 255) < 5e-3

@@ -47,8 +47,8 @@ from instmatt_app.nets.instmatt_train import (
 )
 from instmatt_app.nets.lite_model import ARCHITECTURE, LiteMatteNet, lite_from_rvm
 
-__all__ = ["DetectorGuidedSamples", "composite_thumbnail", "LiteSamples", "LiteTrainConfig", "LiteTrainer", "lite_losses", "save_weights",
-           "validate"]
+__all__ = ["DetectorGuidedSamples", "LiteSamples", "LiteTrainConfig", "LiteTrainer", "composite_thumbnail",
+           "lite_losses", "save_weights", "validate"]
 
 
 @dataclass
