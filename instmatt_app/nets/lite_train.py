@@ -245,8 +245,8 @@ class DetectorGuidedSamples:
             self.mismatched += 1
             return None
         masks = np.unpackbits(z["mask_bits"], axis=-1, count=w).astype(bool)
-        u8 = lambda a: np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)  # noqa: E731 (as stored in full packs)
-        return (s.image_u8, u8(s.background), u8(s.foregrounds), np.round(s.alphas * 255.0) / 255.0,
+        # the planes rounded to 8 bits, as full packs store them
+        return (s.image_u8, _to_u8(s.background), _to_u8(s.foregrounds), _to_u8(s.alphas).astype(np.float32) / 255.0,
                 _fill_mask_holes(masks, 0.05))
 
     @staticmethod
