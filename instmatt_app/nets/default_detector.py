@@ -6,7 +6,8 @@ Pipeline (all at a working resolution, long side <= ``work_side``):
 2. person boxes from MoveNet-MultiPose fused with SSDLite, on the photo and its tiles (``embedded.person_boxes``):
    each box takes the full-image pose that fits it, else the pose landmarker runs on a square crop
    around it — and where that crop gives a neighbour (a row of people), once more on the box alone with
-   the rest of the square black — else the box keeps the human alpha inside it (feathered);
+   the rest of the square black, whose pose must then fill the box — else the box keeps the human alpha
+   inside it (feathered);
 3. the human alpha (RVM): regions of human alpha that no found person explains are cropped and
    given to the pose landmarker again (people it missed at full scale: small, occluded, at the back);
 4. duplicates are merged (mask IoU / containment), and human-alpha regions that still no person
@@ -259,6 +260,8 @@ class DefaultDetector:
                     found = self._poses_in_crop(work, box, 2, "box+pose", tight=True)
                     fit, best = max(((_box_fit(c.mask, box), c) for c in found), default=(0.0, None),
                                     key=lambda t: t[0])
+                    if fit < 0.6:  # the crop is the box, so its person fills it; less is a misplaced pose
+                        fit, best = 0.0, None
                 if best is not None and fit >= 0.4:
                     best.score = max(best.score, float(pb.score))
                     cands.append(best)
