@@ -1,7 +1,7 @@
 """Engine benchmark: per-stage time and peak memory of `Engine.run` on development photos.
 
     python benchmarks/bench_engine.py [--limit N] [--side 1280] [--big] [--repeat N] [--guidance-passes 1,8]
-                                      [--person-boxes movenet,auto]
+                                      [--person-boxes movenet,auto] [--pass-reuse none,0.2]
 
 Prints a table per photo set:
 * dev photos (../shared/data synthetic composites and qualitative photos) resized to a long side of --side;
@@ -14,7 +14,9 @@ clock starts; the first photo of a set still pays for first-call set-up and is r
 Times are wall-clock on this machine. --guidance-passes N[,M...] runs every set once per value
 (InstMatt-Lite's iterated guidance; default: the engine's default), one after the other in the same
 invocation, so the ratio of their medians compares like with like; --person-boxes KIND[,KIND...] does the
-same for the default detector's person box detector (auto, movenet, movenet+ssdlite, movenet+centernet).
+same for the default detector's person box detector (auto, movenet, movenet+ssdlite, movenet+centernet),
+and --pass-reuse F[,G...] for InstMatt-Lite's reuse of a pass's alphas (``LiteMatter(pass_reuse=)``; none =
+the network on every person in every guidance pass).
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ def _photos(side: int, limit: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def _run_set(kind: str, side: int, limit: int, refine: str, passes: int | None, boxes: str, queue) -> None:
+def _run_set(kind: str, side: int, limit: int, refine: str, passes: int | None, boxes: str, reuse, queue) -> None:
     from instmatt_app.pipeline import Engine, EngineConfig
 
     if kind == "big":
@@ -62,7 +64,8 @@ def _run_set(kind: str, side: int, limit: int, refine: str, passes: int | None, 
     else:
         photos = _photos(side, limit)
     engine = Engine(EngineConfig(device="cpu", refine=refine, guidance_passes=passes,
-                                 detector_options={"boxes": boxes}))
+                                 detector_options={"boxes": boxes},
+                                 matter_options={} if reuse == "default" else {"pass_reuse": reuse}))
     engine.prepare()
     rows = []
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -77,10 +80,11 @@ def _run_set(kind: str, side: int, limit: int, refine: str, passes: int | None, 
     queue.put({"rows": rows, "peak_rss_mb": peak, "rss_after_models_mb": base_rss})
 
 
-def run_set(kind: str, side: int, limit: int, refine: str, passes: int | None = None, boxes: str = "auto") -> dict:
+def run_set(kind: str, side: int, limit: int, refine: str, passes: int | None = None, boxes: str = "auto",
+            reuse="default") -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_run_set, args=(kind, side, limit, refine, passes, boxes, q))
+    p = ctx.Process(target=_run_set, args=(kind, side, limit, refine, passes, boxes, reuse, q))
     p.start()
     while True:  # a child that dies (bad data path, out of memory) must not leave us waiting forever
         try:
@@ -121,19 +125,26 @@ def main() -> int:
                     help="InstMatt-Lite's passes of iterated guidance; several values: every set once per value")
     ap.add_argument("--person-boxes", default="auto", metavar="KIND[,KIND...]",
                     help="person box detector(s) of the default detector; several: every set once per value")
+    ap.add_argument("--pass-reuse", default=None, metavar="F[,G...]",
+                    help="InstMatt-Lite's pass_reuse (a fraction, or none: the network on every person in every "
+                         "guidance pass); several values: every set once per value")
     args = ap.parse_args()
     passes = [int(v) for v in args.guidance_passes.split(",")] if args.guidance_passes else [None]
     box_kinds = args.person_boxes.split(",")
+    reuses = [None if v == "none" else float(v) for v in args.pass_reuse.split(",")] if args.pass_reuse \
+        else ["default"]
     results: dict = {}
-    settings = [(n, b) for b in box_kinds for n in passes]
-    keys = {(n, b): ("" if n is None else f"@{n}") + ("" if len(box_kinds) == 1 else f"/{b}") for n, b in settings}
-    for n, b in settings:
-        tag = ("" if n is None else f", guidance passes {n}") + ("" if len(box_kinds) == 1 else f", boxes {b}")
-        key = keys[(n, b)]
-        results["dev" + key] = run_set("dev", args.side, args.limit, args.refine, n, b)
+    settings = [(n, b, r) for r in reuses for b in box_kinds for n in passes]
+    keys = {(n, b, r): ("" if n is None else f"@{n}") + ("" if len(box_kinds) == 1 else f"/{b}")
+            + ("" if r == "default" else f"~{r}") for n, b, r in settings}
+    for n, b, r in settings:
+        tag = ("" if n is None else f", guidance passes {n}") + ("" if len(box_kinds) == 1 else f", boxes {b}") \
+            + ("" if r == "default" else f", pass reuse {r}")
+        key = keys[(n, b, r)]
+        results["dev" + key] = run_set("dev", args.side, args.limit, args.refine, n, b, r)
         print_table(f"dev photos at {args.side} px, refine={args.refine}{tag}", results["dev" + key])
         if args.big:
-            runs = [run_set("big", args.side, 1, args.refine, n, b) for _ in range(max(1, args.repeat))]
+            runs = [run_set("big", args.side, 1, args.refine, n, b, r) for _ in range(max(1, args.repeat))]
             for i, res in enumerate(runs, 1):
                 print_table(f"24 MP photo to full-resolution mattes, refine={args.refine}{tag}"
                             + (f", run {i} of {len(runs)}" if len(runs) > 1 else ""), res)

@@ -211,6 +211,8 @@ class Engine:
         passes = getattr(self._matter, "guidance_passes", None)
         if passes is not None:
             used["guidance_passes"] = str(passes)
+            if passes > 1:
+                used["pass_reuse"] = str(getattr(self._matter, "pass_reuse", None))
         return used
 
     def prepare(self, detector: bool = True) -> None:

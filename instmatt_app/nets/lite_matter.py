@@ -18,13 +18,15 @@ Iterated mutual guidance (:meth:`LiteMatter.settle`, the engine calls it for the
 only): the network's own alphas, binarised, become the next pass's guidance masks. Trained on the
 detector's masks, the network grows a fragment towards the whole person and pulls a mask back from a
 neighbour a little in every pass; repeating the passes at a low resolution carries those corrections
-much further than one pass (docs/instmatt-lite.md, "Inference").
+much further than one pass (docs/instmatt-lite.md, "Inference"). A person whose guidance barely
+changed since the pass that last ran the network on it keeps that pass's alpha (:class:`PassMemo`).
 
 Arrays: image (H, W, 3) uint8 RGB; masks (k, H, W) bool or float in [0, 1] (≥ 0.5 = inside);
 returns (k, H, W) float32 alphas in [0, 1] (before the multi-instance consistency step).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -36,8 +38,8 @@ from instmatt_app.nets.image_context import ImageContext
 from instmatt_app.nets.lite_model import ARCHITECTURE, LiteMatteNet
 from instmatt_app.nets.registry import register
 
-__all__ = ["LiteMatter", "LiteWeightsError", "load_lite", "matte_people", "merge_duplicate_people", "person_crop",
-           "scale_down_overlaps"]
+__all__ = ["LiteMatter", "LiteWeightsError", "PassMemo", "load_lite", "matte_people", "merge_duplicate_people",
+           "person_crop", "scale_down_overlaps"]
 
 FLOOR = 2.0 / 255.0
 # passes of iterated mutual guidance on the detector's masks (LiteMatter.settle), chosen on the
@@ -47,6 +49,11 @@ GUIDANCE_PASSES = 8
 # (merge_duplicate_people): chosen on the same validation composites, with and without iterated guidance
 MERGE_OVERLAP_ITERATED = 0.6
 MERGE_OVERLAP_SINGLE = 0.4
+# a guidance pass may give a person the alpha of the pass before (never twice in a row) while their own and
+# the others' masks changed by at most this fraction of their area and the crop moved by at most
+# PASS_REUSE_SHIFT of its side (PassMemo): measured on the validation composites (docs/instmatt-lite.md)
+PASS_REUSE = 0.2
+PASS_REUSE_SHIFT = 0.05
 
 
 class LiteWeightsError(ValueError):
@@ -92,7 +99,8 @@ def person_crop(mask: np.ndarray, shape: tuple[int, int], context: float = 0.25)
 def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_side: int = 1024,
                  base_side: int = 512, context: float = 0.25, device: str | None = None,
                  fuse: bool = True, floor: float = 0.0, solid_core: bool = False,
-                 fill_holes: float = 0.0, threshold: float = 0.5, trust_core: float = 0.0) -> np.ndarray:
+                 fill_holes: float = 0.0, threshold: float = 0.5, trust_core: float = 0.0,
+                 memo: "PassMemo | None" = None) -> np.ndarray:
     """Alphas of every person (see the module docstring). ``fuse``: progressive fusion of the
     OS8/OS4/OS1 heads (default) or the OS1 head alone. ``fill_holes``: holes of a person's mask
     smaller than this fraction of its area, and not claimed by another person, are filled before
@@ -100,7 +108,9 @@ def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_s
     network was trained on masks without holes). ``threshold``: a soft coarse mask counts as
     the person where it is ≥ this value. ``trust_core`` > 0: deep inside the person's own mask (eroded
     by this fraction of the crop's long side, and nobody else's) α is set to 1 (the briefly
-    trained network sometimes leaves a patch of white shirt or skin half transparent)."""
+    trained network sometimes leaves a patch of white shirt or skin half transparent). ``memo``: the
+    alphas of the previous guidance pass, reused for the people whose guidance barely changed
+    (:class:`PassMemo`; updated in place)."""
     h, w = image.shape[:2]
     k = len(masks)
     masks = np.asarray(masks)
@@ -117,8 +127,12 @@ def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_s
         x0, y0, x1, y1 = person_crop(binary[i], (h, w), context)
         own = binary[i, y0:y1, x0:x1]
         others = (count[y0:y1, x0:x1] - own) > 0
-        tri = np.stack([own, others, ~union[y0:y1, x0:x1]]).astype(np.float32)
-        alpha = _matte_crop(net, image[y0:y1, x0:x1], tri, fine_side, base_side, fuse, dev)
+        alpha = memo.reusable(i, (x0, y0, x1, y1), binary[i], count) if memo is not None else None
+        if alpha is None:
+            tri = np.stack([own, others, ~union[y0:y1, x0:x1]]).astype(np.float32)
+            alpha = _matte_crop(net, image[y0:y1, x0:x1], tri, fine_side, base_side, fuse, dev)
+            if memo is not None:
+                memo.remember(i, (x0, y0, x1, y1), binary[i], count, alpha)
         _taper_crop_edges(alpha, (x0, y0, x1, y1), (h, w))
         if trust_core > 0:
             alpha[_mask_core(own & ~others, trust_core)] = 1.0
@@ -128,6 +142,73 @@ def matte_people(net: LiteMatteNet, image: np.ndarray, masks: np.ndarray, fine_s
             _fill_core(alpha)
         out[i, y0:y1, x0:x1] = alpha
     return out
+
+
+@dataclass
+class _PassCrop:
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the crop in the pass's photo
+    own: np.ndarray  # (h, w) bool: the person's guidance mask on the pass's photo
+    others: np.ndarray  # (h, w) bool: anybody else's
+    alpha: np.ndarray  # (y1 - y0, x1 - x0) float32: the network's alpha of the crop (before tapering)
+    reused: bool = False  # given again in a pass already: the next pass runs the network
+
+
+@dataclass
+class PassMemo:
+    """What the network saw and gave for each person in the passes of :meth:`LiteMatter.settle`.
+
+    A person whose crop moved by at most ``shift`` × its side and whose own and others' masks
+    changed by at most ``tolerance`` × their own area (pixels that differ, counted over both crops)
+    since the pass that last ran the network on them gets that pass's alpha again, moved into the
+    new crop: the network would give nearly the same, and the passes binarise it at 0.5. Never twice
+    in a row: a reused alpha is the next pass's guidance unchanged, so without a fresh run the person
+    would stay frozen where a slow drift (a false person shrinking away) had not finished. With
+    ``tolerance`` 0 only unchanged guidance is reused (then the result is exactly the same).
+    Indices are the people of the current pass; :meth:`keep` follows the survivors between passes.
+    """
+
+    tolerance: float = PASS_REUSE
+    shift: float = PASS_REUSE_SHIFT
+    crops: list = field(default_factory=list)
+    run: int = 0  # crops the network ran on
+    reused: int = 0  # crops that took an earlier pass's alpha
+
+    def reusable(self, i: int, box: tuple[int, int, int, int], own: np.ndarray,
+                 count: np.ndarray) -> np.ndarray | None:
+        """Person i's earlier alpha moved into ``box`` ((bh, bw) float32), or None when the network must
+        run. own: (h, w) bool mask of the person; count: (h, w) int, how many masks cover each pixel."""
+        prev = self.crops[i] if i < len(self.crops) else None
+        if prev is None or prev.reused:
+            return None
+        x0, y0, x1, y1 = box
+        px0, py0, px1, py1 = prev.box
+        if max(abs(a - b) for a, b in zip(prev.box, box)) > self.shift * max(x1 - x0, y1 - y0):
+            return None
+        ux0, uy0, ux1, uy1 = min(px0, x0), min(py0, y0), max(px1, x1), max(py1, y1)
+        own_u = own[uy0:uy1, ux0:ux1]
+        others_u = (count[uy0:uy1, ux0:ux1] - own_u) > 0
+        changed = np.count_nonzero(prev.own[uy0:uy1, ux0:ux1] != own_u) + \
+            np.count_nonzero(prev.others[uy0:uy1, ux0:ux1] != others_u)
+        if changed > self.tolerance * max(1, np.count_nonzero(own_u)):
+            return None
+        alpha = np.zeros((y1 - y0, x1 - x0), np.float32)
+        ix0, iy0, ix1, iy1 = max(x0, px0), max(y0, py0), min(x1, px1), min(y1, py1)
+        alpha[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = prev.alpha[iy0 - py0:iy1 - py0, ix0 - px0:ix1 - px0]
+        self.reused += 1
+        prev.reused = True
+        return alpha
+
+    def remember(self, i: int, box: tuple[int, int, int, int], own: np.ndarray, count: np.ndarray,
+                 alpha: np.ndarray) -> None:
+        """Record what the network saw (own: (h, w) bool; count: (h, w) int) and gave (alpha: the crop's
+        (bh, bw) float32) for person i."""
+        self.crops.extend([None] * (i + 1 - len(self.crops)))
+        self.crops[i] = _PassCrop(box, own.copy(), (count - own) > 0, alpha.copy())
+        self.run += 1
+
+    def keep(self, live: list[int]) -> None:
+        """The pass's people ``live`` (indices, in order) go on to the next pass."""
+        self.crops = [self.crops[i] if i < len(self.crops) else None for i in live]
 
 
 def merge_duplicate_people(alphas: np.ndarray, overlap: float = 0.4, level: float = 0.5) -> list[int]:
@@ -310,9 +391,10 @@ class LiteMatter:
     the network on crops of at most 512 px without RVM's guided filter (measured best on held-out
     composites, docs/instmatt-lite.md), then upsample with a guided filter on the photo. On CUDA the network runs in
     fp32 (the engine's CPU fallback rebuilds it on the CPU after an out-of-memory error).
-    guidance_passes / pass_side / pass_crop_side / settle_tolerance: iterated mutual guidance for the
-    detector's masks (:meth:`settle`; 1 = a single pass, as before it existed). merge_overlap: see :meth:`alphas`
-    (None: 0.6 with iterated guidance, 0.4 with a single pass).
+    guidance_passes / pass_side / pass_crop_side / settle_tolerance / pass_reuse: iterated mutual guidance
+    for the detector's masks (:meth:`settle`; 1 = a single pass, as before it existed; pass_reuse: the
+    :class:`PassMemo` tolerance, None = run the network on every person in every pass). merge_overlap: see
+    :meth:`alphas` (None: 0.6 with iterated guidance, 0.4 with a single pass).
     """
 
     name = "lite"
@@ -323,7 +405,8 @@ class LiteMatter:
                  base_side: int = 512, context: float = 0.25, floor: float = FLOOR, solid_core: bool = True,
                  fill_holes: float = 0.05, threshold: float = 0.3, trust_core: float = 0.03,
                  merge_overlap: float | None = None, guidance_passes: int = GUIDANCE_PASSES, pass_side: int = 512,
-                 pass_crop_side: int = 256, settle_tolerance: float = 0.0):
+                 pass_crop_side: int = 256, settle_tolerance: float = 0.0,
+                 pass_reuse: float | None = PASS_REUSE):
         if weights is None:
             from instmatt_app.model_manager import model_path
 
@@ -343,6 +426,9 @@ class LiteMatter:
         self.pass_side = int(pass_side)
         self.pass_crop_side = int(pass_crop_side)
         self.settle_tolerance = float(settle_tolerance)
+        self.pass_reuse = None if pass_reuse is None else float(pass_reuse)
+        # what the last settle() did: passes made, crops the network ran on, crops reused (PassMemo)
+        self.last_settle: dict[str, int] = {}
 
     def alphas(self, image: np.ndarray, masks: np.ndarray, context: ImageContext | None = None,
                merge_duplicates: bool = False) -> np.ndarray:
@@ -364,7 +450,9 @@ class LiteMatter:
         into another (:func:`merge_duplicate_people`) or with less than ``min_area`` of the photo at
         α ≥ 0.5 are dropped. The passes stop early once nobody was dropped and no person's mask
         changed by more than ``settle_tolerance`` of its area (0: not at all, when a further pass
-        would give exactly the same). The final, full-resolution pass (:meth:`alphas`) is the caller's.
+        would give exactly the same). A person whose guidance barely changed keeps the alpha of the pass
+        that last ran the network on them (``pass_reuse``, :class:`PassMemo`). The final, full-resolution
+        pass (:meth:`alphas`) is the caller's.
 
         image: (H, W, 3) uint8 RGB; masks: (k, H, W) float32 in [0, 1], overwritten in place: its
         first ``len(kept)`` rows become the settled masks (0/1) of the surviving people (no copy of
@@ -373,6 +461,7 @@ class LiteMatter:
         they are meant as they are (and from exact masks the passes drift away from them)."""
         k = len(masks)
         kept = list(range(k))
+        self.last_settle = {"passes": 0, "crops_run": 0, "crops_reused": 0}
         if self.guidance_passes <= 1 or k == 0:
             return kept
         h, w = image.shape[:2]
@@ -382,9 +471,11 @@ class LiteMatter:
         guide = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_AREA) for m in masks]) if f < 1.0 \
             else np.array(masks, np.float32)
         opts = dict(self.options, fine_side=self.pass_crop_side, base_side=self.pass_crop_side)
-        for _ in range(self.guidance_passes - 1):
+        memo = PassMemo(self.pass_reuse) if self.pass_reuse is not None else None
+        for n in range(1, self.guidance_passes):
+            self.last_settle["passes"] = n
             before = guide >= 0.5
-            a = matte_people(self.net, small, guide, device=self.device, **opts)
+            a = matte_people(self.net, small, guide, device=self.device, memo=memo, **opts)
             if self.merge_overlap > 0:
                 merge_duplicate_people(a, self.merge_overlap)
             scale_down_overlaps(a)
@@ -393,8 +484,12 @@ class LiteMatter:
             live = [i for i in range(len(a)) if area[i] > 0 and area[i] >= min_area * inside[i].size]
             kept = [kept[i] for i in live]
             guide = inside[live].astype(np.float32)
+            if memo is not None:
+                memo.keep(live)
             if not kept or (len(live) == len(before) and _masks_settled(before, inside, self.settle_tolerance)):
                 break
+        if memo is not None:
+            self.last_settle.update(crops_run=memo.run, crops_reused=memo.reused)
         for i, g in enumerate(guide):
             big = cv2.resize(g, (w, h), interpolation=cv2.INTER_LINEAR) if f < 1.0 else g
             np.greater_equal(big, 0.5, out=masks[i], casting="unsafe")

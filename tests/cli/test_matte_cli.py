@@ -26,6 +26,7 @@ def test_matte_sample_writes_everything(tmp_path):
     meta = json.loads((out / "two_portraits.json").read_text())
     assert len(meta["people"]) == 2 and meta["models"]["matting"] == "lite"
     assert meta["models"]["guidance_passes"] == "8" and "stage:settle" in meta["timings_s"]
+    assert meta["models"]["pass_reuse"] == "0.2"
     assert meta["models"]["person_boxes"] == "movenet+ssdlite" and "ssdlite-persons" in meta["models"]
     assert {"detect", "matte", "total"} <= set(meta["timings_s"])
 
@@ -72,6 +73,7 @@ def test_guidance_passes_reach_the_network_and_the_json(tmp_path):
     assert rc == 0
     meta = json.loads((out / "two_portraits.json").read_text())
     assert meta["models"]["guidance_passes"] == "1" and len(meta["people"]) == 2
+    assert "pass_reuse" not in meta["models"]                 # one pass: nothing to reuse
     assert "stage:settle" not in meta["timings_s"]
 
 
