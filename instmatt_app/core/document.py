@@ -89,7 +89,8 @@ class PersonLayer:
     """One person of the document.
 
     id: stable int (never reused within a document). alpha: (H, W) float32 in [0, 1], the
-    person's visible alpha α'. trimatte: (3, H, W) float32 [α_t, α_r, α_b] or None.
+    person's visible alpha α'. trimatte: (3, H, W) float32 [α_t, α_r, α_b], the matter's own tri-matte
+    (the official InstMatt network's α_r, α_b), or None (derivable from the alphas: not kept).
     colour: (H, W, 3) float32 in [0, 1] or None until estimated (see Document.ensure_colours).
     colour_tag: "#rrggbb" shown in the GUI. removed: hidden from composite and export but kept so
     that it can be restored.
@@ -182,8 +183,10 @@ class Document:
             raise ValueError(f"result image is {result.image.shape[:2]}, document is {self.shape}")
         layers = []
         for k, inst in enumerate(result.instances):
-            tm = np.asarray(inst.trimatte, np.float32)   # shared with the result, never modified
-            layers.append(self._new_layer(tm[0].copy(), tm, f"Person {k + 1}"))
+            # a tri-matte derived from the alphas is not kept: the views derive it from the current alphas,
+            # and at 24 MP it is 0.3 GB per person; a matter's own α_r, α_b are (shared, never modified)
+            tm = np.asarray(inst.trimatte, np.float32) if inst.has_own_trimatte else None
+            layers.append(self._new_layer(inst.alpha, tm, f"Person {k + 1}"))
         return layers
 
     def _new_layer(self, alpha, trimatte=None, name=None) -> PersonLayer:

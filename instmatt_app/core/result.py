@@ -116,6 +116,12 @@ class Instance:
         return self._alpha
 
     @property
+    def has_own_trimatte(self) -> bool:
+        """Whether the matter gave this person's α_r, α_b itself (``trimatte=``); otherwise the
+        tri-matte is derived from the people's alphas on access."""
+        return self._trimatte is not None
+
+    @property
     def trimatte(self) -> np.ndarray:
         """(3, H, W) float32 in [0, 1]: [α_t, α_r, α_b] (class docstring)."""
         if self._trimatte is not None:
