@@ -377,7 +377,7 @@ class Document:
             return
         if not self._colours_valid or any(l.colour is None for l in self._layers):
             img = self.image.astype(np.float32) / 255.0
-            res = estimate_layer_colours(img, np.stack([l.alpha for l in self._layers]))
+            res = estimate_layer_colours(img, [l.alpha for l in self._layers])   # no stacked copy
             for layer, colour in zip(self._layers, res.layers):
                 layer.colour = colour
             self._background_colour = res.background

@@ -154,6 +154,24 @@ def test_normalise_alphas_caps_the_sum():
     a = np.array([[[0.8]], [[0.6]]], np.float32)
     n = normalise_alphas(a)
     assert n.sum() == pytest.approx(1.0, abs=1e-6) and n[0, 0, 0] > n[1, 0, 0]
+    assert a[0, 0, 0] == np.float32(0.8)                  # a new array: the input is left alone
+
+
+def test_a_list_of_alphas_gives_what_the_stacked_array_gives(five_people):
+    """The document passes its layers' alphas as a list (no stacked copy): the same result, bit for bit;
+    uint8 alphas in a list are scaled as in an array; the inputs are left as they were."""
+    _, img, alphas, _ = five_people
+    over = alphas.copy()
+    over[0] += 0.3                                        # Σ α > 1 somewhere: normalised the same way
+    before = over.copy()
+    ref = estimate_layer_colours(img, over)
+    res = estimate_layer_colours(img, list(over))
+    assert np.array_equal(res.layers, ref.layers) and np.array_equal(res.background, ref.background)
+    assert np.array_equal(over, before)
+    a8 = np.round(np.clip(alphas, 0, 1) * 255).astype(np.uint8)
+    assert np.array_equal(estimate_layer_colours(img, list(a8)).layers, estimate_layer_colours(img, a8).layers)
+    with pytest.raises(ValueError, match="alphas"):
+        estimate_layer_colours(img, [alphas[0], alphas[1][:-1]])
 
 
 def test_numpy_fallback_matches_compiled_solver(data_dir, monkeypatch):
