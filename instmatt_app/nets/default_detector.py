@@ -86,6 +86,11 @@ def _box_fit(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
     return inter / max(union, 1)
 
 
+def _best_fit(cands: list, box: tuple[int, int, int, int]) -> tuple[float, "_Cand | None"]:
+    """(fit, candidate) of the candidate whose mask fits ``box`` best (:func:`_box_fit`); (0, None) if none."""
+    return max(((_box_fit(c.mask, box), c) for c in cands), default=(0.0, None), key=lambda t: t[0])
+
+
 def _box_alpha(alpha: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """The human alpha inside a person box, the box border feathered so no straight cut is hard."""
     h, w = alpha.shape
@@ -253,13 +258,11 @@ class DefaultDetector:
                     cands.append(c)
                     continue
                 found = self._poses_in_crop(work, box, 2, "box+pose")
-                fit, best = max(((_box_fit(c.mask, box), c) for c in found), default=(0.0, None),
-                                key=lambda t: t[0])
+                fit, best = _best_fit(found, box)
                 if fit < 0.4 and found:
                     # a neighbour was found instead (a row of people): again, with the neighbours blacked out
                     found = self._poses_in_crop(work, box, 2, "box+pose", tight=True)
-                    fit, best = max(((_box_fit(c.mask, box), c) for c in found), default=(0.0, None),
-                                    key=lambda t: t[0])
+                    fit, best = _best_fit(found, box)
                     if fit < 0.6:  # the crop is the box, so its person fills it; less is a misplaced pose
                         fit, best = 0.0, None
                 if best is not None and fit >= 0.4:
