@@ -6,6 +6,7 @@ wide, like a real 24 MP matte's hair. Prints seconds per stage and the peak resi
 
     python benchmarks/bench_layers.py [--name dev_0002] [--width 6000] [--height 4000] [--skip-psd]
                                       [--bit-depth 8|16] [--alpha-as transparency|mask] [--document]
+                                      [--full-size]
 """
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ def main() -> int:
     ap.add_argument("--width", type=int, default=6000)
     ap.add_argument("--height", type=int, default=4000)
     ap.add_argument("--skip-psd", action="store_true")
+    ap.add_argument("--full-size", action="store_true",
+                    help="solve the band levels full size and crop at the end (the old way; for before / after)")
     ap.add_argument("--bit-depth", type=int, default=8, choices=(8, 16))
     ap.add_argument("--alpha-as", default="transparency", choices=("transparency", "mask"))
     ap.add_argument("--document", action="store_true",
@@ -93,13 +96,14 @@ def main() -> int:
 
     t, c = time.perf_counter(), time.process_time()
     stats: dict = {}
-    res = estimate_layer_colours(img, alphas, stats=stats)
+    res = estimate_layer_colours(img, alphas, stats=stats, boxed=not args.full_size)
     t_col, c_col = time.perf_counter() - t, time.process_time() - c
-    rec = reconstruct(alphas, res.layers, res.background)
+    rec = reconstruct(alphas, res.people, res.background)
     mae = float(np.abs(rec - img).mean()) * 255
     del rec
+    stored = (sum(p.nbytes for p in res.people) + res.background.nbytes) / 2 ** 30
     print(f"colour estimation: {t_col:.2f} s wall, {c_col:.2f} s CPU, reconstruction MAE {mae:.4f}/255, "
-          f"peak RSS {peak_rss_gb():.2f} GB")
+          f"peak RSS {peak_rss_gb():.2f} GB; the colour layers hold {stored:.2f} GB")
 
     print("  CPU seconds per stage: " + ", ".join(f"{k[:-2]} {v:.2f}" for k, v in stats.items() if k.endswith("_s")))
     print("  band fraction per level: " + ", ".join(f"{k[6:-5]} {100 * v:.1f} %" for k, v in stats.items()
@@ -109,7 +113,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as td:
             out = Path(td) / "bench.psd"
             t, c = time.perf_counter(), time.process_time()
-            write_layered_psd(out, img8, alphas, res.layers, res.background,
+            write_layered_psd(out, img8, alphas, res.people, res.background,
                               names=[f"Person {i + 1}" for i in range(len(alphas))],
                               bit_depth=args.bit_depth, alpha_as=args.alpha_as)
             t_psd, c_psd = time.perf_counter() - t, time.process_time() - c

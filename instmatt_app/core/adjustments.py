@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from instmatt_app.core.boxed_image import BoxedImage
+
 __all__ = ["Adjustments", "apply_adjustments", "srgb_to_linear", "linear_to_srgb", "hue_rotation_matrix"]
 
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709
@@ -83,11 +85,14 @@ def hue_rotation_matrix(degrees: float) -> np.ndarray:
     return r.astype(np.float32)
 
 
-def apply_adjustments(rgb: np.ndarray, adj: Adjustments) -> np.ndarray:
+def apply_adjustments(rgb: np.ndarray | BoxedImage, adj: Adjustments) -> np.ndarray | BoxedImage:
     """Apply ``adj`` to ``rgb`` (..., 3) float32 in [0, 1]; returns a new float32 array in [0, 1]
-    (or ``rgb`` itself when ``adj`` is the identity)."""
+    (or ``rgb`` itself when ``adj`` is the identity). A :class:`BoxedImage` gives a BoxedImage
+    with the same box."""
     if adj.is_identity:
         return rgb
+    if isinstance(rgb, BoxedImage):       # a person's colour layer: adjust the pixels it stores
+        return rgb.map(lambda pixels: apply_adjustments(pixels, adj))
     x = np.asarray(rgb, np.float32)
     if adj.exposure != 0 or adj.tint != 0:
         lin = srgb_to_linear(x)

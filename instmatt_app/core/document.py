@@ -75,6 +75,7 @@ from instmatt_app.core.adjustments import Adjustments, apply_adjustments
 from instmatt_app.core.commands import (
     AddPerson, Event, History, Remove, Rename, Reorder, ReplacePeople, Restore, SetAdjustments,
     SetAlpha, SetBackground, SetColourTag, SetLocked, SetVisible)
+from instmatt_app.core.boxed_image import BoxedImage
 from instmatt_app.core.layer_colours import estimate_layer_colours
 
 __all__ = ["Document", "PersonLayer", "BackgroundSettings", "BACKGROUND_MODES", "TAG_COLOURS"]
@@ -91,7 +92,9 @@ class PersonLayer:
     id: stable int (never reused within a document). alpha: (H, W) float32 in [0, 1], the
     person's visible alpha α'. trimatte: (3, H, W) float32 [α_t, α_r, α_b], the matter's own tri-matte
     (the official InstMatt network's α_r, α_b), or None (derivable from the alphas: not kept).
-    colour: (H, W, 3) float32 in [0, 1] or None until estimated (see Document.ensure_colours).
+    colour: (H, W, 3) float32 in [0, 1] stored inside the person's box (a
+    :class:`~instmatt_app.core.boxed_image.BoxedImage`; zero outside, where α' = 0), or None until
+    estimated (see Document.ensure_colours).
     colour_tag: "#rrggbb" shown in the GUI. removed: hidden from composite and export but kept so
     that it can be restored.
     """
@@ -100,7 +103,7 @@ class PersonLayer:
     name: str
     alpha: np.ndarray
     trimatte: np.ndarray | None = None
-    colour: np.ndarray | None = None
+    colour: BoxedImage | None = None
     visible: bool = True
     locked: bool = False
     colour_tag: str = "#e6194b"
@@ -171,14 +174,19 @@ class Document:
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def from_result(cls, result) -> "Document":
-        """A document holding ``result.image`` and one layer per instance (list order = z-order)."""
+    def from_result(cls, result, share_alphas: bool = False) -> "Document":
+        """A document holding ``result.image`` and one layer per instance (list order = z-order).
+
+        share_alphas: use the instances' float32 alphas themselves instead of copies (when they are
+        in [0, 1]); edits then paint into the result's arrays. For a document that is only read
+        (writing a result's files): a 60 MP photo with four people saves 0.9 GB.
+        """
         doc = cls(np.asarray(result.image, np.uint8))
-        doc._layers = doc._layers_from_result(result)
+        doc._layers = doc._layers_from_result(result, share_alphas)
         doc.photo_order = [l.id for l in doc._layers]
         return doc
 
-    def _layers_from_result(self, result) -> list[PersonLayer]:
+    def _layers_from_result(self, result, share_alphas: bool = False) -> list[PersonLayer]:
         if tuple(result.image.shape[:2]) != self.shape:
             raise ValueError(f"result image is {result.image.shape[:2]}, document is {self.shape}")
         layers = []
@@ -186,11 +194,13 @@ class Document:
             # a tri-matte derived from the alphas is not kept: the views derive it from the current alphas,
             # and at 24 MP it is 0.3 GB per person; a matter's own α_r, α_b are (shared, never modified)
             tm = np.asarray(inst.trimatte, np.float32) if inst.has_own_trimatte else None
-            layers.append(self._new_layer(inst.alpha, tm, f"Person {k + 1}"))
+            layers.append(self._new_layer(inst.alpha, tm, f"Person {k + 1}", share_alphas))
         return layers
 
-    def _new_layer(self, alpha, trimatte=None, name=None) -> PersonLayer:
-        alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)   # a new array: painted in place
+    def _new_layer(self, alpha, trimatte=None, name=None, share: bool = False) -> PersonLayer:
+        if not (share and isinstance(alpha, np.ndarray) and alpha.dtype == np.float32
+                and alpha.min() >= 0.0 and alpha.max() <= 1.0):
+            alpha = np.clip(np.asarray(alpha, np.float32), 0.0, 1.0)   # a new array: painted in place
         self._check_alpha(alpha)
         if trimatte is not None:
             trimatte = np.asarray(trimatte, np.float32)
@@ -324,9 +334,11 @@ class Document:
         self._alpha_version += 1
         self._layers.append(layer)
         self.photo_order.append(layer.id)
-        if self._colours_valid and layer.colour is None:
-            layer.colour = self.image.astype(np.float32) / 255.0
         box = _box_of(layer.alpha > 0)
+        if self._colours_valid and layer.colour is None:   # the photo inside the alpha's box until re-estimated
+            y0, y1, x0, x1 = box or (0, 0, 0, 0)
+            layer.colour = BoxedImage(self.shape, (y0, y1, x0, x1),
+                                      self.image[y0:y1, x0:x1].astype(np.float32) / 255.0)
         if box is not None:
             self._mark_dirty(box)
         return [Event("layers", (layer.id,)), Event("changed", (layer.id,), box)]
@@ -376,9 +388,11 @@ class Document:
             self._colours_valid, self._dirty = True, []
             return
         if not self._colours_valid or any(l.colour is None for l in self._layers):
-            img = self.image.astype(np.float32) / 255.0
+            img = self.image.astype(np.float32)
+            img *= np.float32(1.0 / 255.0)
             res = estimate_layer_colours(img, [l.alpha for l in self._layers])   # no stacked copy
-            for layer, colour in zip(self._layers, res.layers):
+            del img
+            for layer, colour in zip(self._layers, res.people):
                 layer.colour = colour
             self._background_colour = res.background
             self._colours_valid, self._dirty = True, []
@@ -400,8 +414,8 @@ class Document:
                   else np.zeros((0,) + img.shape[:2], np.float32))
         res = estimate_layer_colours(img, alphas)
         inner = (slice(py0 - cy0, py1 - cy0), slice(px0 - cx0, px1 - cx0))
-        for layer, colour in zip(involved, res.layers):
-            layer.colour[py0:py1, px0:px1] = colour[inner]
+        for layer, colour in zip(involved, res.people):
+            layer.colour.write(py0, py1, px0, px1, colour[inner])
         self._background_colour[py0:py1, px0:px1] = res.background[inner]
 
     @property

@@ -30,6 +30,11 @@ The sweeps run as compiled Gauss–Seidel loops (numba, which pymatting depends 
 and cached next to this module). Without numba the same update runs as vectorised numpy Jacobi
 sweeps over the band (slower, and it needs a few more sweeps for the same accuracy).
 
+With numba, the band levels store each person's layer only inside the box of its weight (grown by
+one pixel; :class:`~instmatt_app.core.boxed_image.BoxedImage` on output): outside it the person has
+no weight at a pixel or its neighbours, so the layer takes no part in that pixel's update. A 60 MP
+photo with four people then holds its people's colours in a fraction of four full-size planes.
+
 numpy + OpenCV (+ numba when installed); no Qt, no torch.
 """
 from __future__ import annotations
@@ -40,6 +45,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from instmatt_app.core.boxed_image import BoxedImage
 from instmatt_app.core.inpaint import fill_hidden_background
 
 __all__ = ["LayerColours", "estimate_layer_colours", "normalise_alphas", "reconstruct"]
@@ -51,12 +57,22 @@ OPAQUE_TOL = 1e-3
 class LayerColours:
     """Result of :func:`estimate_layer_colours`.
 
-    layers: (n, H, W, 3) float32 in [0, 1], the colour of each person (same order as the alphas).
+    people: n :class:`~instmatt_app.core.boxed_image.BoxedImage` (H, W, 3) float32 in [0, 1], the
+        colour of each person (same order as the alphas), stored inside the box of the person's
+        alpha grown by one pixel; they read as zero outside it, where the person has no weight.
     background: (H, W, 3) float32 in [0, 1], L_0 (inpainted where people hide it).
     """
 
-    layers: np.ndarray
+    people: list[BoxedImage]
     background: np.ndarray
+
+    @property
+    def layers(self) -> np.ndarray:
+        """(n, H, W, 3) float32: the people's colours at full size (a new array, zero outside each
+        person's box; n full-size copies, for small images and tests)."""
+        if not self.people:
+            return np.zeros((0,) + self.background.shape, np.float32)
+        return np.stack([p.full() for p in self.people])
 
 
 def normalise_alphas(alphas: np.ndarray) -> np.ndarray:
@@ -79,8 +95,9 @@ def _normalise_in_place(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def reconstruct(alphas: np.ndarray, layers: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """Σ α_i L_i + α_0 L_0 (Eq. 2). alphas (n, H, W), layers (n, H, W, 3), background (H, W, 3).
+def reconstruct(alphas: np.ndarray, layers, background: np.ndarray) -> np.ndarray:
+    """Σ α_i L_i + α_0 L_0 (Eq. 2). alphas (n, H, W), layers (n, H, W, 3) or n
+    :class:`BoxedImage` (added inside their boxes only), background (H, W, 3).
 
     Returns (H, W, 3) float32.
     """
@@ -88,7 +105,11 @@ def reconstruct(alphas: np.ndarray, layers: np.ndarray, background: np.ndarray) 
     a0 = np.clip(1.0 - a.sum(axis=0), 0.0, 1.0) if len(a) else np.ones(background.shape[:2], np.float32)
     out = a0[..., None] * background
     for ai, li in zip(a, layers):
-        out += ai[..., None] * li
+        if isinstance(li, BoxedImage):
+            y0, y1, x0, x1 = li.box
+            out[y0:y1, x0:x1] += ai[y0:y1, x0:x1, None] * li.pixels
+        else:
+            out += ai[..., None] * li
     return out.astype(np.float32, copy=False)
 
 
@@ -240,131 +261,243 @@ except ImportError:  # pragma: no cover
     njit = None
 
 if njit is not None:
-    @njit(cache=True, nogil=True, fastmath=False)
-    def _gs_pixel(L, A, img, y, x, eps, gw, u, av, dv):  # pragma: no cover - compiled
-        K, h, w = A.shape
-        q = 1.0
-        s0 = s1 = s2 = 0.0
-        for j in range(K):
-            aj = A[j, y, x]
-            b0 = aj * img[y, x, 0]
-            b1 = aj * img[y, x, 1]
-            b2 = aj * img[y, x, 2]
-            dj = 0.0
-            for k in range(4):
-                if k == 0:
-                    y2, x2 = y, max(x - 1, 0)
-                elif k == 1:
-                    y2, x2 = y, min(x + 1, w - 1)
-                elif k == 2:
-                    y2, x2 = max(y - 1, 0), x
-                else:
-                    y2, x2 = min(y + 1, h - 1), x
-                wt = eps + gw * abs(aj - A[j, y2, x2])
-                dj += wt
-                b0 += wt * L[j, y2, x2, 0]
-                b1 += wt * L[j, y2, x2, 1]
-                b2 += wt * L[j, y2, x2, 2]
-            u[j, 0] = b0 / dj
-            u[j, 1] = b1 / dj
-            u[j, 2] = b2 / dj
-            av[j] = aj
-            dv[j] = dj
-            q += aj * aj / dj
-            s0 += aj * u[j, 0]
-            s1 += aj * u[j, 1]
-            s2 += aj * u[j, 2]
-        s0 /= q
-        s1 /= q
-        s2 /= q
-        for j in range(K):
-            f = av[j] / dv[j]
-            L[j, y, x, 0] = min(1.0, max(0.0, u[j, 0] - f * s0))
-            L[j, y, x, 1] = min(1.0, max(0.0, u[j, 1] - f * s1))
-            L[j, y, x, 2] = min(1.0, max(0.0, u[j, 2] - f * s2))
+    # ---- the compiled kernels work on layers stored inside boxes ----
+    # buf: flat float32 buffer holding all layers of a level; geo[j] = (offset in buf, y0, x0, h, w)
+    # of layer j's box. On band levels (boxed) layer 0, the background, is the whole level and a
+    # person's box is its support grown by one pixel: a pixel outside layer j's box has α_j = 0
+    # there and at its 4-neighbours, so layer j neither enters that pixel's coupled update nor needs
+    # a value there. Full-size layers (K, h, w, 3) are the case where every box is the whole level
+    # (:func:`_boxed_from_full`).
 
     @njit(cache=True, nogil=True)
-    def _gs_sweeps(L, A, img, ys, xs, iterations, eps, gw):  # pragma: no cover - compiled
-        """Gauss–Seidel sweeps of the closed-form update over pixels (ys[i], xs[i]), or over all
-        pixels when ys is empty."""
-        K, h, w = A.shape
-        u = np.empty((K, 3), np.float32)
-        av = np.empty(K, np.float32)
-        dv = np.empty(K, np.float32)
-        for _ in range(iterations):
-            if ys.size == 0:
-                for y in range(h):
-                    for x in range(w):
-                        _gs_pixel(L, A, img, y, x, eps, gw, u, av, dv)
-            else:
-                for i in range(ys.size):
-                    _gs_pixel(L, A, img, ys[i], xs[i], eps, gw, u, av, dv)
+    def _boxed_index(geo, j, y, x):  # pragma: no cover - compiled
+        """Index in buf of layer j's red value at (y, x), or -1 outside its box."""
+        yy, xx = y - geo[j, 1], x - geo[j, 2]
+        if yy < 0 or xx < 0 or yy >= geo[j, 3] or xx >= geo[j, 4]:
+            return -1
+        return geo[j, 0] + (yy * geo[j, 4] + xx) * 3
 
     @njit(cache=True, nogil=True)
-    def _bilinear_band(L, coarse, ys, xs):  # pragma: no cover - compiled
-        """L[:, y, x] = bilinear sample of coarse (K, hc, wc, 3) at the band pixels."""
-        K, h, w, _ = L.shape
-        hc, wc = coarse.shape[1], coarse.shape[2]
+    def _coarse_index(cgeo, j, y, x):  # pragma: no cover - compiled
+        """Index of layer j's red value at (y, x) of the coarser level, clamped into its box
+        (-1 for an empty box)."""
+        bh, bw = cgeo[j, 3], cgeo[j, 4]
+        if bh == 0 or bw == 0:
+            return -1
+        yy = min(max(y - cgeo[j, 1], 0), bh - 1)
+        xx = min(max(x - cgeo[j, 2], 0), bw - 1)
+        return cgeo[j, 0] + (yy * bw + xx) * 3
+
+    @njit(cache=True, nogil=True)
+    def _upsample_boxed(buf, geo, cbuf, cgeo, hc, wc, A, img, thr):  # pragma: no cover - compiled
+        """Fill every box: nearest upsampling of the coarser level (cbuf, cgeo, hc × wc), or the
+        photo's colour where the layer is opaque (weight ≥ thr)."""
+        K, h, w = A.shape
+        for j in range(K):
+            off, y0, x0, bh, bw = geo[j, 0], geo[j, 1], geo[j, 2], geo[j, 3], geo[j, 4]
+            for yy in range(bh):
+                y = y0 + yy
+                yc = min(hc - 1, y * hc // h)
+                for xx in range(bw):
+                    x = x0 + xx
+                    i = off + (yy * bw + xx) * 3
+                    if A[j, y, x] >= thr:
+                        buf[i] = img[y, x, 0]
+                        buf[i + 1] = img[y, x, 1]
+                        buf[i + 2] = img[y, x, 2]
+                        continue
+                    ic = _coarse_index(cgeo, j, yc, min(wc - 1, x * wc // w))
+                    for c in range(3):
+                        buf[i + c] = cbuf[ic + c] if ic >= 0 else 0.0
+
+    @njit(cache=True, nogil=True)
+    def _bilinear_band_boxed(buf, geo, cbuf, cgeo, hc, wc, h, w, ys, xs):  # pragma: no cover - compiled
+        """Bilinear sample of the coarser level at the band pixels inside each box."""
+        K = geo.shape[0]
         ry, rx = hc / h, wc / w
-        for i in range(ys.size):
-            y, x = ys[i], xs[i]
+        for n in range(ys.size):
+            y, x = ys[n], xs[n]
             sy = min(max((y + 0.5) * ry - 0.5, 0.0), hc - 1.0)
             sx = min(max((x + 0.5) * rx - 0.5, 0.0), wc - 1.0)
             y0, x0 = int(sy), int(sx)
             y1, x1 = min(y0 + 1, hc - 1), min(x0 + 1, wc - 1)
             fy, fx = sy - y0, sx - x0
             for j in range(K):
+                i = _boxed_index(geo, j, y, x)
+                if i < 0:
+                    continue
+                i00, i01 = _coarse_index(cgeo, j, y0, x0), _coarse_index(cgeo, j, y0, x1)
+                i10, i11 = _coarse_index(cgeo, j, y1, x0), _coarse_index(cgeo, j, y1, x1)
+                if i00 < 0:
+                    continue
                 for c in range(3):
-                    top = coarse[j, y0, x0, c] * (1 - fx) + coarse[j, y0, x1, c] * fx
-                    bot = coarse[j, y1, x0, c] * (1 - fx) + coarse[j, y1, x1, c] * fx
-                    L[j, y, x, c] = top * (1 - fy) + bot * fy
-
-
-    @njit(cache=True, nogil=True)
-    def _upsample_level(out, coarse, A, img, thr):  # pragma: no cover - compiled
-        """out (K, h, w, 3) = nearest upsampling of coarse (K, hc, wc, 3), except that a layer
-        whose weight is ≥ thr (opaque) takes the photo's colour there."""
-        K, h, w, _ = out.shape
-        hc, wc = coarse.shape[1], coarse.shape[2]
-        for y in range(h):
-            yc = min(hc - 1, y * hc // h)
-            for x in range(w):
-                xc = min(wc - 1, x * wc // w)
-                for j in range(K):
-                    if A[j, y, x] >= thr:
-                        out[j, y, x, 0] = img[y, x, 0]
-                        out[j, y, x, 1] = img[y, x, 1]
-                        out[j, y, x, 2] = img[y, x, 2]
-                    else:
-                        out[j, y, x, 0] = coarse[j, yc, xc, 0]
-                        out[j, y, x, 1] = coarse[j, yc, xc, 1]
-                        out[j, y, x, 2] = coarse[j, yc, xc, 2]
+                    top = cbuf[i00 + c] * (1 - fx) + cbuf[i01 + c] * fx
+                    bot = cbuf[i10 + c] * (1 - fx) + cbuf[i11 + c] * fx
+                    buf[i + c] = top * (1 - fy) + bot * fy
 
     @njit(cache=True, nogil=True)
-    def _project_band(L, A, img, ys, xs, steps, tol):  # pragma: no cover - compiled
-        """Minimum-norm correction of the residual I − Σ α_j L_j on the band pixels, per channel,
-        over the layers that can still move towards it (an active set: clipped layers drop out)."""
+    def _gs_sweeps_boxed(buf, geo, A, img, ys, xs, iterations, eps, gw):  # pragma: no cover - compiled
+        """Gauss–Seidel sweeps of the closed-form update (Sherman–Morrison over the layers of a
+        pixel) over the pixels (ys[n], xs[n]), in that order: a layer takes part at a pixel inside
+        its box; its 4-neighbours are clamped to the box."""
         K = A.shape[0]
-        for i in range(ys.size):
-            y, x = ys[i], xs[i]
+        u = np.empty((K, 3), np.float32)
+        av = np.empty(K, np.float32)
+        dv = np.empty(K, np.float32)
+        at = np.empty(K, np.int64)
+        for _ in range(iterations):
+            for n in range(ys.size):
+                y, x = ys[n], xs[n]
+                q = 1.0
+                s0 = s1 = s2 = 0.0
+                for j in range(K):
+                    i = _boxed_index(geo, j, y, x)
+                    at[j] = i
+                    if i < 0:
+                        continue
+                    off, by0, bx0, bh, bw = geo[j, 0], geo[j, 1], geo[j, 2], geo[j, 3], geo[j, 4]
+                    aj = A[j, y, x]
+                    b0 = aj * img[y, x, 0]
+                    b1 = aj * img[y, x, 1]
+                    b2 = aj * img[y, x, 2]
+                    dj = 0.0
+                    for k in range(4):
+                        if k == 0:
+                            y2, x2 = y, max(x - 1, bx0)
+                        elif k == 1:
+                            y2, x2 = y, min(x + 1, bx0 + bw - 1)
+                        elif k == 2:
+                            y2, x2 = max(y - 1, by0), x
+                        else:
+                            y2, x2 = min(y + 1, by0 + bh - 1), x
+                        wt = eps + gw * abs(aj - A[j, y2, x2])
+                        dj += wt
+                        i2 = off + ((y2 - by0) * bw + (x2 - bx0)) * 3
+                        b0 += wt * buf[i2]
+                        b1 += wt * buf[i2 + 1]
+                        b2 += wt * buf[i2 + 2]
+                    u[j, 0] = b0 / dj
+                    u[j, 1] = b1 / dj
+                    u[j, 2] = b2 / dj
+                    av[j] = aj
+                    dv[j] = dj
+                    q += aj * aj / dj
+                    s0 += aj * u[j, 0]
+                    s1 += aj * u[j, 1]
+                    s2 += aj * u[j, 2]
+                s0 /= q
+                s1 /= q
+                s2 /= q
+                for j in range(K):
+                    i = at[j]
+                    if i < 0:
+                        continue
+                    f = av[j] / dv[j]
+                    buf[i] = min(1.0, max(0.0, u[j, 0] - f * s0))
+                    buf[i + 1] = min(1.0, max(0.0, u[j, 1] - f * s1))
+                    buf[i + 2] = min(1.0, max(0.0, u[j, 2] - f * s2))
+
+    @njit(cache=True, nogil=True)
+    def _project_band_boxed(buf, geo, A, img, ys, xs, steps, tol):  # pragma: no cover - compiled
+        """Minimum-norm correction of the residual I − Σ α_j L_j at the pixels (ys[n], xs[n]), per
+        channel, over the layers that can still move towards it (an active set: clipped layers drop
+        out; outside its box a layer has no weight)."""
+        K = A.shape[0]
+        at = np.empty(K, np.int64)
+        for n in range(ys.size):
+            y, x = ys[n], xs[n]
+            for j in range(K):
+                at[j] = _boxed_index(geo, j, y, x)
             for c in range(3):
                 for _ in range(steps):
                     r = img[y, x, c]
                     for j in range(K):
-                        r -= A[j, y, x] * L[j, y, x, c]
+                        if at[j] >= 0:
+                            r -= A[j, y, x] * buf[at[j] + c]
                     if abs(r) <= tol:
                         break
                     norm = 0.0
                     for j in range(K):
-                        v = L[j, y, x, c]
+                        if at[j] < 0:
+                            continue
+                        v = buf[at[j] + c]
                         if (r > 0 and v < 1.0) or (r < 0 and v > 0.0):
                             norm += A[j, y, x] * A[j, y, x]
                     if norm < 1e-12:
                         break
                     for j in range(K):
-                        v = L[j, y, x, c]
+                        if at[j] < 0:
+                            continue
+                        v = buf[at[j] + c]
                         if (r > 0 and v < 1.0) or (r < 0 and v > 0.0):
-                            L[j, y, x, c] = min(1.0, max(0.0, v + A[j, y, x] * r / norm))
+                            buf[at[j] + c] = min(1.0, max(0.0, v + A[j, y, x] * r / norm))
+
+
+def _support_boxes(A: np.ndarray) -> list[tuple[int, int, int, int] | None]:
+    """Per layer of A (K, H, W): the box (y0, y1, x0, x1) of its pixels above zero grown by one
+    pixel (clipped to the photo), or None when it has none; layer 0 (background) is the photo."""
+    K, H, W = A.shape
+    boxes: list[tuple[int, int, int, int] | None] = [(0, H, 0, W)]
+    for j in range(1, K):
+        pos = A[j] > 0
+        rows, cols = np.flatnonzero(pos.any(axis=1)), np.flatnonzero(pos.any(axis=0))
+        if rows.size == 0:
+            boxes.append(None)
+            continue
+        boxes.append((max(0, int(rows[0]) - 1), min(H, int(rows[-1]) + 2),
+                      max(0, int(cols[0]) - 1), min(W, int(cols[-1]) + 2)))
+    return boxes
+
+
+def _boxed_from_full(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(buf, geo) of full-size layers L (K, h, w, 3), C-contiguous: every box is the whole level;
+    buf is a view of L (the kernels write into L)."""
+    K, h, w, _ = L.shape
+    if not L.flags.c_contiguous:
+        raise ValueError("layers must be C-contiguous")
+    geo = np.array([(j * h * w * 3, 0, 0, h, w) for j in range(K)], np.int64).reshape(K, 5)
+    return L.reshape(-1), geo
+
+
+def _band_level_boxed(coarse: tuple[np.ndarray, np.ndarray, int, int], A: np.ndarray, img: np.ndarray,
+                      iterations: int, eps: float, gw: float, project: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """One band level on boxed layers (numba only): upsample the coarser level (buf, geo, hc, wc),
+    sweep on the band of mixed pixels and, when ``project``, match the photo there. A: (K, h, w)
+    weights, img: (h, w, 3). Returns (buf, geo, band fraction); inside each box the layers are the
+    full-size solve's to the solver's precision."""
+    K, h, w = A.shape
+    boxes = _support_boxes(A)
+    geo = np.zeros((K, 5), np.int64)
+    off = 0
+    for j, b in enumerate(boxes):
+        y0, y1, x0, x1 = b if b is not None else (0, 0, 0, 0)
+        geo[j] = (off, y0, x0, y1 - y0, x1 - x0)
+        off += (y1 - y0) * (x1 - x0) * 3
+    buf = np.empty(off, np.float32)
+    cbuf, cgeo, hc, wc = coarse
+    _upsample_boxed(buf, geo, cbuf, cgeo, hc, wc, A, img, np.float32(1.0 - OPAQUE_TOL))
+    band = A.max(axis=0) < 1.0 - OPAQUE_TOL
+    band_frac = float(band.mean())
+    ys, xs = np.nonzero(band)
+    del band
+    ys, xs = ys.astype(np.int32), xs.astype(np.int32)
+    if ys.size:
+        _bilinear_band_boxed(buf, geo, cbuf, cgeo, hc, wc, h, w, ys, xs)
+        _gs_sweeps_boxed(buf, geo, A, img, ys, xs, iterations, np.float32(eps), np.float32(gw))
+        if project:
+            _project_band_boxed(buf, geo, A, img, ys, xs, K + 1, np.float32(0.1 / 255))
+    return buf, geo, band_frac
+
+
+def _boxed_result(buf: np.ndarray, geo: np.ndarray, H: int, W: int) -> LayerColours:
+    """LayerColours whose background and people are views of the full-resolution level's buffer."""
+    def view(j: int) -> np.ndarray:
+        o, _y0, _x0, bh, bw = (int(v) for v in geo[j])
+        return buf[o:o + bh * bw * 3].reshape(bh, bw, 3)
+
+    people = [BoxedImage((H, W), (int(g[1]), int(g[1] + g[3]), int(g[2]), int(g[2] + g[4])), view(j))
+              for j, g in enumerate(geo) if j > 0]
+    return LayerColours(people, view(0))
 
 
 def _solve_level(L, A, img, band, iterations, eps, gw, coarse=None) -> None:
@@ -372,16 +505,16 @@ def _solve_level(L, A, img, band, iterations, eps, gw, coarse=None) -> None:
     if njit is None:
         _solve_on(L, A, img, band, iterations, eps, gw, coarse=coarse)
         return
-    if band is None:
-        ys = xs = np.zeros(0, np.int32)
-    else:
-        ys, xs = np.nonzero(band)
-        ys, xs = ys.astype(np.int32), xs.astype(np.int32)
-        if ys.size == 0:
-            return
-        if coarse is not None:
-            _bilinear_band(L, coarse, ys, xs)
-    _gs_sweeps(L, A, img, ys, xs, iterations, np.float32(eps), np.float32(gw))
+    K, h, w = A.shape
+    ys, xs = np.nonzero(band if band is not None else np.ones((h, w), bool))
+    ys, xs = ys.astype(np.int32), xs.astype(np.int32)
+    if ys.size == 0:
+        return
+    buf, geo = _boxed_from_full(L)
+    if band is not None and coarse is not None:
+        cbuf, cgeo = _boxed_from_full(coarse)
+        _bilinear_band_boxed(buf, geo, cbuf, cgeo, coarse.shape[1], coarse.shape[2], h, w, ys, xs)
+    _gs_sweeps_boxed(buf, geo, A, img, ys, xs, iterations, np.float32(eps), np.float32(gw))
 
 
 def _project(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray, steps: int | None = None,
@@ -393,7 +526,8 @@ def _project(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray, st
         steps = A.shape[0] + 1
     if njit is not None:
         ys, xs = np.nonzero(band)
-        _project_band(L, A, img, ys.astype(np.int32), xs.astype(np.int32), steps, np.float32(tol))
+        buf, geo = _boxed_from_full(L)
+        _project_band_boxed(buf, geo, A, img, ys.astype(np.int32), xs.astype(np.int32), steps, np.float32(tol))
         return
     K = A.shape[0]
     idx = np.flatnonzero(band)
@@ -425,7 +559,8 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
                            small_iterations: int = 10, big_iterations: int = 4,
                            full_iterations: int = 2,
                            dense_pixels: int = 400_000, inpaint_hidden: bool = True,
-                           inpaint_max_side: int = 768, stats: dict | None = None) -> LayerColours:
+                           inpaint_max_side: int = 768, boxed: bool = True,
+                           stats: dict | None = None) -> LayerColours:
     """Estimate the colour of every person and of the background.
 
     image: (H, W, 3) float32 in [0, 1] (uint8 is accepted and scaled by 1/255).
@@ -440,10 +575,14 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
     dense_pixels: levels with at most this many pixels are solved everywhere, larger ones only on
         the band of mixed pixels.
     inpaint_hidden: replace the background where α_0 < 0.05 by an inpainted fill.
+    boxed: solve the band-only levels with every person's layer stored inside its box only
+        (with numba; what keeps big photos in memory). False: solve them full size and crop at the
+        end (the reference; the same inside the boxes to the solver's precision).
     stats: optional dict that receives per-stage CPU seconds and band sizes (for benchmarks).
 
-    Returns :class:`LayerColours` with layers (n, H, W, 3) and background (H, W, 3), float32 in
-    [0, 1]. Σ α_i L_i (with α_0 = 1 − Σ α_i) reproduces the photo to float rounding.
+    Returns :class:`LayerColours` with the people's colours (boxed, see there) and the background
+    (H, W, 3), float32 in [0, 1]. Σ α_i L_i (with α_0 = 1 − Σ α_i) reproduces the photo to float
+    rounding.
     """
     img = np.asarray(image)
     if img.dtype == np.uint8:
@@ -458,7 +597,7 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
             raise ValueError(f"alphas must be (n, {H}, {W}); got an alpha of shape {a.shape}")
     n = len(a_in)
     if n == 0:
-        return LayerColours(np.zeros((0, H, W, 3), np.float32), img.copy())
+        return LayerColours([], img.copy())
     K = n + 1
     A_full = np.empty((K, H, W), np.float32)
     for j, a in enumerate(a_in, 1):
@@ -492,6 +631,7 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
         sel = c_a[j] > 0.9
         L[j, 0, 0] = c_img[sel].mean(axis=0) if sel.any() else mean_all
     inpainted = not inpaint_hidden
+    state = None    # (buf, geo, h, w) of the last boxed level
     for li, (h, w) in enumerate(sizes):
         t_lvl = clock()
         full = (h, w) == (H, W)
@@ -499,11 +639,27 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
         # upsample the previous level's layers (bilinear; on band levels nearest everywhere and
         # bilinear only on the band, where the values matter)
         dense = h * w <= dense_pixels
+        small = h <= small_size and w <= small_size
+        iters = small_iterations if small else (full_iterations if full else big_iterations)
+        if not dense and boxed and njit is not None:      # every band level from here on: boxed
+            if state is None:
+                state = _boxed_from_full(L) + L.shape[1:3]
+                L = None
+            buf, geo, band_frac = _band_level_boxed(state, A, lvl_img, iters, regularization, gradient_weight,
+                                                    project=full)
+            state = (buf, geo, h, w)
+            del buf, geo
+            if not full:
+                pyr_img[li] = pyr_a[li] = None
+            rec[f"level_{w}x{h}_s"] = clock() - t_lvl
+            rec[f"level_{w}x{h}_band"] = band_frac
+            continue
         opaque_done = False
         if L.shape[1:3] != (h, w):
             up = np.empty((K, h, w, 3), np.float32)
-            if not dense and njit is not None:
-                _upsample_level(up, L, A, lvl_img, np.float32(1.0 - OPAQUE_TOL))
+            if not dense and njit is not None:   # nearest, or the photo where a layer is opaque
+                _upsample_boxed(*_boxed_from_full(up), *_boxed_from_full(L), L.shape[1], L.shape[2], A, lvl_img,
+                                np.float32(1.0 - OPAQUE_TOL))
                 opaque_done = True
             else:
                 for j in range(K):
@@ -513,8 +669,6 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
             del up
         else:
             prev = None
-        small = h <= small_size and w <= small_size
-        iters = small_iterations if small else (full_iterations if full else big_iterations)
         if dense:
             _solve_level(L, A, lvl_img, None, iters, regularization, gradient_weight)
         else:
@@ -541,7 +695,13 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
             rec[f"level_{w}x{h}_s"] = clock() - t_lvl
             rec[f"level_{w}x{h}_band"] = float(band_frac)
     del pyr_img, pyr_a
+    if state is not None:
+        rec["total_s"] = clock() - t0
+        return _boxed_result(state[0], state[1], H, W)
     if sizes[-1] == (H, W) and H * W <= dense_pixels:
         _project(L, A_full, img, np.ones((H, W), bool))
     rec["total_s"] = clock() - t0
-    return LayerColours(layers=L[1:], background=L[0])
+    boxes = _support_boxes(A_full)
+    people = [BoxedImage.crop(L[j], boxes[j]) for j in range(1, K)]
+    background = L[0].copy()           # not a view that would keep all K full-size layers alive
+    return LayerColours(people, background)

@@ -891,7 +891,7 @@ class MainWindow(QMainWindow):
         self.doc.ensure_colours()
         if layer.colour is None:
             return self.image
-        return apply_adjustments(layer.colour, layer.adjustments)
+        return apply_adjustments(layer.colour, layer.adjustments).full()
 
     def _trimatte_of(self, layer) -> np.ndarray:
         # from the current alphas (after brush edits the stored network tri-matte is stale); equals the

@@ -86,7 +86,7 @@ def export_result(result_or_doc, out_dir: str | os.PathLike, formats: Iterable[s
         written.append(write_png(out / f"{stem}_composite.png", composite, bit_depth))
         written.append(write_png(out / f"{stem}_background.png", doc.background_colour, bit_depth))
         for layer, a in zip(layers, alphas):
-            colour = apply_adjustments(layer.colour, layer.adjustments)
+            colour = apply_adjustments(layer.colour, layer.adjustments).full()
             written.append(write_rgba_png(out / f"{names[layer.id]}.png", colour, a, bit_depth))
             written.append(write_alpha_png(out / f"{names[layer.id]}_alpha.png", layer.alpha, bit_depth))
     if "tiff" in formats:
@@ -95,6 +95,6 @@ def export_result(result_or_doc, out_dir: str | os.PathLike, formats: Iterable[s
         else:
             written.append(write_rgba_tiff(out / f"{stem}_composite.tif", composite, None, bit_depth))
         for layer, a in zip(layers, alphas):
-            colour = apply_adjustments(layer.colour, layer.adjustments)
+            colour = apply_adjustments(layer.colour, layer.adjustments).full()
             written.append(write_rgba_tiff(out / f"{names[layer.id]}.tif", colour, a, bit_depth))
     return written

@@ -47,6 +47,7 @@ from psd_tools import PSDImage
 from psd_tools.api import numpy_io
 from psd_tools.constants import Compression
 
+from instmatt_app.core.boxed_image import BoxedImage
 from instmatt_app.io.atomic import atomic_save
 
 __all__ = ["write_layered_psd", "export_result_psd", "needs_psb", "PSD_MAX_SIDE", "PSD_MAX_BYTES"]
@@ -97,7 +98,7 @@ def _add_mask(layer, alpha: np.ndarray, top: int, left: int, depth: int) -> None
 
 
 def write_layered_psd(path: str | os.PathLike, image: np.ndarray, alphas: np.ndarray,
-                      colours: np.ndarray | Sequence[np.ndarray], background: np.ndarray,
+                      colours: np.ndarray | Sequence[np.ndarray | BoxedImage], background: np.ndarray,
                       names: Sequence[str], *, bit_depth: int = 8, alpha_as: str = "transparency",
                       group_name: str = "People", background_name: str = "Background",
                       hidden: Sequence[bool] | None = None) -> Path:
@@ -105,7 +106,8 @@ def write_layered_psd(path: str | os.PathLike, image: np.ndarray, alphas: np.nda
 
     image: (H, W, 3) uint8, the photo (only its size is used).
     alphas: (k, H, W) float32 in [0, 1], stacking alpha of each person, back to front.
-    colours: (k, H, W, 3) float32 in [0, 1], each person's colour layer.
+    colours: (k, H, W, 3) float32 in [0, 1], each person's colour layer, or k
+        :class:`~instmatt_app.core.boxed_image.BoxedImage` (only the part under the alpha is read).
     background: (H, W, 3) float32 in [0, 1], or None for no background layer.
     names: k layer names. bit_depth: 8 or 16. alpha_as: "transparency" or "mask".
     hidden: optional k flags; a hidden person is written with its visibility off.

@@ -79,14 +79,14 @@ def write_result(result: MattingResult, out_dir: str | Path, stem: str, formats:
     if formats & {"png", "psd", "tiff"}:
         from instmatt_app.core.document import Document
 
-        doc = Document.from_result(result)
+        doc = Document.from_result(result, share_alphas=True)    # only read here
         doc.ensure_colours()
     if "png" in formats:
         for inst, layer in zip(result.instances, doc.layers):
             nn = f"{inst.index:02d}.png"
             a8 = to_uint8(inst.alpha)
             written.append(write_png(out / "alphas" / stem / nn, a8))
-            written.append(write_png(out / "cutouts" / stem / nn, np.dstack([to_uint8(layer.colour), a8])))
+            written.append(write_png(out / "cutouts" / stem / nn, np.dstack([layer.colour.map(to_uint8).full(), a8])))
             written.append(write_png(out / "trimattes" / stem / nn,
                                      np.ascontiguousarray(to_uint8(inst.trimatte).transpose(1, 2, 0))))
     if "json" in formats:

@@ -76,5 +76,5 @@ def export_document_tiff(doc, path: str | os.PathLike, *, bit_depth: int = 8,
     layers = [l for l in doc.layers if not l.removed and (people is None or l.id in people)]
     alphas = doc.layer_alphas([l.id for l in layers])
     pages = [doc.composite_rgba()]
-    pages += [np.dstack([apply_adjustments(l.colour, l.adjustments), a]) for l, a in zip(layers, alphas)]
+    pages += [np.dstack([apply_adjustments(l.colour, l.adjustments).full(), a]) for l, a in zip(layers, alphas)]
     return write_tiff_pages(path, pages, bit_depth, names=["Composite"] + [l.name for l in layers])

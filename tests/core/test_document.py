@@ -278,6 +278,47 @@ def test_brush_stroke_is_one_step_with_a_small_box(doc):
     assert doc.set_alpha(target.id, old_alpha) is None        # no change, no command
 
 
+def test_a_read_only_document_can_share_the_results_alphas(sample):
+    """share_alphas: the layers use the instances' alphas themselves (no 0.9 GB copy at 60 MP) and
+    the document composes the same; alphas outside [0, 1] are still copied and clipped."""
+    image, alphas = sample
+    result = make_result(image, alphas)
+    shared = Document.from_result(result, share_alphas=True)
+    copied = Document.from_result(result)
+    assert all(l.alpha is inst.alpha for l, inst in zip(shared.layers, result.instances))
+    assert not any(np.shares_memory(l.alpha, inst.alpha) for l, inst in zip(copied.layers, result.instances))
+    assert np.array_equal(shared.composite(), copied.composite())
+    over = make_result(image, alphas * 1.5)
+    doc = Document.from_result(over, share_alphas=True)
+    assert all(l.alpha is not inst.alpha and l.alpha.max() <= 1.0 for l, inst in zip(doc.layers, over.instances))
+
+
+def test_a_stroke_beyond_a_persons_box_grows_its_colour_layer(doc):
+    """Colour layers are stored inside the person's box; painting the person further out extends
+    the box, and the new pixels get estimated colours (the photo is still reproduced)."""
+    doc.ensure_colours()
+    target = doc.layers[0]
+    y0, y1, x0, x1 = target.colour.box
+    H, W = doc.shape
+    assert (y1 - y0) * (x1 - x0) < H * W                      # a box, not the whole photo
+    assert not target.alpha[:y0].any() and not target.alpha[:, :x0].any()
+    assert not target.alpha[y1:].any() and not target.alpha[:, x1:].any()
+    free = [(sy, sx) for sy in range(0, H - 12, 6) for sx in range(0, W - 12, 6)
+            if not (y0 <= sy + 12 and sy <= y1 and x0 <= sx + 12 and sx <= x1)
+            and not any((l.alpha[sy:sy + 12, sx:sx + 12] > 0).any() for l in doc.layers)]
+    sy, sx = free[len(free) // 2]                             # a spot where nobody is
+    new_alpha = target.alpha.copy()
+    new_alpha[sy:sy + 12, sx:sx + 12] = 0.6                   # paint the person there
+    doc.set_alpha(target.id, new_alpha)
+    comp = doc.composite()
+    ny0, ny1, nx0, nx1 = target.colour.box
+    assert ny0 <= min(y0, sy) and ny1 >= max(y1, sy + 12) and nx0 <= min(x0, sx) and nx1 >= max(x1, sx + 12)
+    assert np.abs(comp - photo(doc)).mean() <= TOL
+    patch = (slice(sy, sy + 12), slice(sx, sx + 12))
+    assert np.abs(comp[patch] - photo(doc)[patch]).max() <= 2 / 255
+    assert target.colour[patch].any()                         # estimated there, not left at zero
+
+
 def test_add_person_and_replace_people(doc, sample):
     image, alphas = sample
     doc.ensure_colours()

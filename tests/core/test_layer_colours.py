@@ -79,8 +79,13 @@ def test_layers_are_smooth_where_alpha_is_small(five_people):
     gy_img = np.abs(np.diff(img, axis=0)).sum(axis=2)
     for i, a in enumerate(alphas):
         near = cv2.dilate((a > 0.5).astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool)
-        outside = near & (a < 0.01)
+        y0, y1, x0, x1 = res.people[i].box       # the layer is stored there (zero outside: no weight)
+        assert (a[:y0] == 0).all() and (a[y1:] == 0).all() and (a[:, :x0] == 0).all() and (a[:, x1:] == 0).all()
+        inside = np.zeros_like(near)
+        inside[y0:y1, x0:x1] = True
+        outside = near & (a < 0.01) & inside
         region = outside[1:] & outside[:-1]
+        assert region.sum() > 1000, i
         gy_layer = np.abs(np.diff(res.layers[i], axis=0)).sum(axis=2)
         # the photo there is background texture; the layer must not copy it
         assert gy_layer[region].mean() < 0.3 * gy_img[region].mean(), i
@@ -203,3 +208,23 @@ def test_odd_shapes_and_random_mixtures_reconstruct_exactly(shape):
             res = estimate_layer_colours(img, a, dense_pixels=dense)
             assert np.isfinite(res.layers).all() and np.isfinite(res.background).all()
             assert np.abs(reconstruct(a, res.layers, res.background) - img).max() <= 0.5 / 255
+
+
+def test_people_are_stored_in_their_boxes_and_match_the_full_size_solve(data_dir):
+    """The full-resolution level on boxed layers (what big photos take) gives the full-size solve's
+    colours wherever a person has weight, and stores each person inside the box of its alpha."""
+    _, img, alphas = _composite(data_dir, "dev_0001")
+    ref = estimate_layer_colours(img, alphas, dense_pixels=20_000, boxed=False)
+    res = estimate_layer_colours(img, alphas, dense_pixels=20_000)
+    H, W = img.shape[:2]
+    assert np.abs(res.background - ref.background).max() < 1e-4
+    stored = 0
+    for a, r, p in zip(alphas, ref.people, res.people):
+        ys, xs = np.nonzero(a > 0)
+        grown = (max(0, ys.min() - 1), min(H, ys.max() + 2), max(0, xs.min() - 1), min(W, xs.max() + 2))
+        assert p.box == r.box == grown
+        assert np.abs(p.full() - r.full())[a > 0].max() < 1e-3
+        stored += p.nbytes
+    assert stored < 0.5 * len(alphas) * img.nbytes               # five people in 0.24 photos' worth here
+    err = np.abs(reconstruct(alphas, res.layers, res.background) - img).mean(axis=2)
+    assert err[alphas.sum(axis=0) > 0].mean() <= 1 / 255
