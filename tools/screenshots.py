@@ -143,25 +143,14 @@ def measure(photo: str, tmp: Path) -> None:
     """Time the interactive steps in a fresh window (engine models load on the first open)."""
     import time
 
-    from PySide6.QtCore import QEventLoop
+    sys.path.insert(0, str(REPO / "tools"))
+    from app_session import brush_across, guidance_dab, new_window, recolour, run_job, undo
 
-    from instmatt_app.gui.brush import Stroke
-    from instmatt_app.gui.main_window import MainWindow
-    from instmatt_app.gui.settings import AppSettings
-
-    w = MainWindow(AppSettings(tmp / "m.ini"), recovery_dir=tmp / "mrec")
-    w.ask_before_discarding = False
-    w.resize(1440, 900)
-    w.show()
+    w = new_window(tmp)
 
     def job(start) -> float:
         t = time.perf_counter()
-        loop = QEventLoop()
-        w.taskFinished.connect(loop.quit)
-        start()
-        loop.exec()
-        w.taskFinished.disconnect(loop.quit)
-        w.wait_for_render()
+        run_job(w, start)
         return time.perf_counter() - t
 
     print(f"open -> people on screen (first run, models load): {job(lambda: w.open_path(photo)):.2f} s")
@@ -177,38 +166,18 @@ def measure(photo: str, tmp: Path) -> None:
         w.refresh_canvas()
         print(f"render {v}: {time.perf_counter() - t:.3f} s")
     w.set_view("composite")
-    w.set_tool("brush")
-    h, wd = w.image.shape[:2]
-    s = Stroke((h, wd), 20, 0.7)
-    for x in range(wd // 4, wd // 2, 10):
-        s.add(x, h / 2)
     t = time.perf_counter()
-    w.apply_stroke(s)
-    t_gui = time.perf_counter() - t
-    w._start_render()
-    w.wait_for_render()
+    t_gui = brush_across(w)
     print(f"brush stroke: GUI thread {t_gui:.3f} s, new composite on screen after {time.perf_counter() - t:.3f} s")
     t = time.perf_counter()
-    w.undo()
-    t_gui = time.perf_counter() - t
-    w._start_render()
-    w.wait_for_render()
+    t_gui = undo(w)
     print(f"undo: GUI thread {t_gui:.3f} s, redrawn after {time.perf_counter() - t:.3f} s")
-    vals = {"hue": 90.0, "saturation": 0.0, "lightness": 0.0, "tint": 0.0, "exposure": 0.0}
-    t = time.perf_counter()
-    w._recolour_preview(vals)
-    w.refresh_canvas()
-    print(f"recolour preview frame: {time.perf_counter() - t:.3f} s")
-    w._recolour_commit(vals)
+    print(f"recolour preview frame: {recolour(w):.3f} s")
     w.refine_panel.set_mode("cycle")
     print(f"cycle refinement (+ parallel reference), redrawn: {job(w.run_refinement):.2f} s")
-    w.set_tool("guide")
-    w.set_guide_label("background")
-    g = Stroke((h, wd), 30, 0.7)
-    ys, xs = np.nonzero(la.alpha > 0.9)
-    if len(xs):
-        g.add(float(np.median(xs)), float(np.median(ys)))
-        print(f"guidance stroke -> re-matte one person, redrawn: {job(lambda: w.apply_stroke(g)):.2f} s")
+    t = time.perf_counter()
+    if guidance_dab(w, la):
+        print(f"guidance stroke -> re-matte one person, redrawn: {time.perf_counter() - t:.2f} s")
     out = tmp / "export"
     t_exp = job(lambda: w.export(out, {"psd", "png", "tiff"}))
     print(f"export psd+png+tiff: {t_exp:.2f} s, {len(w.last_export)} files")
@@ -216,7 +185,6 @@ def measure(photo: str, tmp: Path) -> None:
     w._write_project(tmp / "timing.instmatt")
     print(f"save project: {time.perf_counter() - t:.2f} s")
     w.close()
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -312,9 +312,21 @@ class Document:
         self.history.push(AddPerson(layer))
         return layer
 
-    def replace_people(self, result) -> list[PersonLayer]:
-        layers = self._layers_from_result(result)
-        self.history.push(ReplacePeople(layers))
+    def replace_people(self, result, colours: "Document | None" = None, share_alphas: bool = False
+                       ) -> list[PersonLayer]:
+        """Swap the people for those of ``result`` (new layer ids), one undo step.
+
+        colours: a Document made from the same result whose colours are estimated (the GUI's
+        worker makes one off the GUI thread): its colour layers and background are taken instead of
+        estimating them again. share_alphas: as in :meth:`from_result`.
+        """
+        layers = self._layers_from_result(result, share_alphas)
+        background = None
+        if colours is not None and colours.colours_valid and len(colours.layers) == len(layers):
+            for layer, done in zip(layers, colours.layers):
+                layer.colour = done.colour
+            background = colours._background_colour
+        self.history.push(ReplacePeople(layers, background))
         return layers
 
     # ----------------------------------------------------------------- command internals

@@ -35,7 +35,8 @@ class PeopleAlphas:
     tri-mask are derived on access (nothing (k, 3, H, W) is stored: at 24 MP with 4 people that is
     1.15 GB of tri-mattes and 0.6 GB of float16 tri-masks).
 
-    alphas: (k, H, W) float32 in [0, 1], Σ_i α_i ≤ 1 (after the engine's consistency step).
+    alphas: (k, H, W) float32 in [0, 1], Σ_i α_i ≤ 1 (after the engine's consistency step), or a
+        list of k (H, W) planes after :meth:`MattingResult.adopt_alphas`.
     masks: (k, H, W) float32 in [0, 1], the coarse instance masks (the tri-masks' source).
     trimask_mode: "union" (paper Eq. 5–6) or "sum" (official code), see :mod:`instmatt_app.core.trimask`.
     """
@@ -52,7 +53,10 @@ class PeopleAlphas:
     def total(self) -> np.ndarray:
         """(H, W) float32: Σ_i α_i (computed once, then kept)."""
         if self._total is None:
-            self._total = self.alphas.sum(axis=0, dtype=np.float32)
+            total = np.zeros(self.masks.shape[1:], np.float32)
+            for a in self.alphas:          # a (k, H, W) array or, once adopted, a list of planes
+                total += a
+            self._total = total
         return self._total
 
     def trimatte(self, i: int) -> np.ndarray:
@@ -161,6 +165,25 @@ class MattingResult:
     timings: dict[str, float] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def adopt_alphas(self, alphas: list[np.ndarray]) -> None:
+        """Make the instances' alphas these k (H, W) float32 arrays (e.g. the document's layers,
+        which hold the same values once the result is applied to them) and let the result's own
+        go: a GUI that keeps the result as the base of later re-matting then holds every alpha once.
+        Tri-mattes are derived from the adopted alphas from then on."""
+        if len(alphas) != len(self.instances):
+            raise ValueError(f"{len(self.instances)} instances need {len(self.instances)} alphas; got {len(alphas)}")
+        shape = self.image.shape[:2]
+        for a in alphas:
+            if a.shape != shape or a.dtype != np.float32:
+                raise ValueError(f"alphas must be float32 {shape}; got {a.dtype} {a.shape}")
+        for inst, a in zip(self.instances, alphas):
+            inst._alpha = a
+        for people in {id(i._people): i._people for i in self.instances if i._people is not None}.values():
+            rows = {i.index: i.alpha for i in self.instances if i._people is people}
+            if sorted(rows) == list(range(len(people.alphas))):   # every row has its new plane
+                people.alphas = [rows[r] for r in range(len(rows))]
+                people._total = None
 
     @property
     def alphas(self) -> np.ndarray:

@@ -31,6 +31,10 @@ class SetAlphas(Command):
             events += p.undo(doc)
         return events
 
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.parts)
+
 
 def set_alphas(doc, alphas: dict[int, np.ndarray], label: str, skip_locked: bool = True) -> list[int]:
     """Replace the alphas of several layers ({layer id: (H, W) float32}) as one undo step.

@@ -100,12 +100,15 @@ class MainWindow(QMainWindow):
         self._unsubscribe = None
         self.inst_ids: list[int] = []  # layer id of each engine instance, in instance order
         self.guidance: dict[int, np.ndarray] = {}  # layer id -> edited coarse mask (H, W) float32
+        # ids whose guidance is still the engine result's own coarse mask (copied on the first edit:
+        # an unused copy of every person's mask is 0.9 GB at 60 MP with four people)
+        self._shared_guidance: set[int] = set()
         self.selected_id: int | None = None
         self.view = "composite"
         self.tool = "select"
         self.guide_label = "this"
         self.cycle_order: list[int] = []
-        self.parallel_alphas: dict[int, np.ndarray] | None = None
+        self.parallel_alphas: dict[int, np.ndarray] | None = None   # (H, W) uint8 per layer id
         self.show_heatmap = False
         self.task: Task | None = None
         self._stroke: Stroke | None = None
@@ -584,10 +587,10 @@ class MainWindow(QMainWindow):
         self.image = doc.image
         self.result = result
         self.inst_ids = [la.id for la in doc.layers] if result is not None else []
-        self.guidance = {}
+        self.guidance, self._shared_guidance = {}, set()
         if result is not None:
             for lid, inst in zip(self.inst_ids, result.instances):
-                self.guidance[lid] = inst.coarse_mask.astype(np.float32, copy=True)
+                self._share_guidance(lid, inst.coarse_mask)
         self._unsubscribe = doc.subscribe(self._doc_event)
         self._thumbs.clear()
         self._centroids.clear()
@@ -737,7 +740,9 @@ class MainWindow(QMainWindow):
             engine = self._get_engine()
             result = engine.run(image, progress=progress, cancel=cancelled)
             progress("layer colours", 0.9)
-            doc = Document.from_result(result)
+            # the layers paint into the result's own alphas: re-matting reads only its masks and
+            # context, and a copy of every alpha is 0.9 GB at 60 MP with four people
+            doc = Document.from_result(result, share_alphas=True)
             doc.ensure_colours()  # the slow first estimate stays off the GUI thread
             return result, doc
 
@@ -749,12 +754,13 @@ class MainWindow(QMainWindow):
             return  # the user opened another photo meanwhile
         if self.doc is not None and self.doc.image is result.image and self.doc.layers:
             # "find people again" on an edited photo: one undoable step, nothing is lost
-            with self.doc_lock:
-                self.doc.replace_people(result)
+            with self.doc_lock:   # the worker's document brings the estimated colours along
+                self.doc.replace_people(result, colours=doc, share_alphas=True)
             self.result = result
             self.inst_ids = [la.id for la in self.doc.layers]
-            self.guidance = {lid: inst.coarse_mask.astype(np.float32, copy=True)
-                             for lid, inst in zip(self.inst_ids, result.instances)}
+            self.guidance, self._shared_guidance = {}, set()
+            for lid, inst in zip(self.inst_ids, result.instances):
+                self._share_guidance(lid, inst.coarse_mask)
             self.parallel_alphas = None
             self.select_person(self.inst_ids[-1] if self.inst_ids else None)
         else:
@@ -907,8 +913,8 @@ class MainWindow(QMainWindow):
         sel = self.layer(self.selected_id)
         if self.show_heatmap and self.parallel_alphas:
             ids = [lid for lid in self.parallel_alphas if self.layer(lid) is not None]
-            cur = np.stack([self.layer(i).alpha for i in ids]) if ids else np.zeros((0,) + self.image.shape[:2])
-            ref = np.stack([self.parallel_alphas[i] for i in ids]) if ids else cur
+            cur = [self.layer(i).alpha for i in ids]
+            ref = [self.parallel_alphas[i] for i in ids]
             img, self._heat_mean = render.difference_heatmap(self.image, cur, ref)
             return img
         if self.view == "composite":
@@ -1244,10 +1250,31 @@ class MainWindow(QMainWindow):
             self.paint_guidance(la.id, cov, self.guide_label)
             self.rematte_selected()
 
+    def _adopt_result(self, result) -> None:
+        """Keep ``result`` as the base of later re-matting without holding anything twice: its
+        alphas become the document layers' own arrays, and a guidance mask equal to its coarse
+        mask (it was matted from them) becomes that mask. At 60 MP with four people each is 0.9 GB."""
+        self.result = result
+        layers = [self.layer(lid) for lid in self.inst_ids]
+        if len(layers) == len(result.instances) and all(la is not None for la in layers):
+            result.adopt_alphas([la.alpha for la in layers])
+        for lid, inst in zip(self.inst_ids, result.instances):
+            g = self.guidance.get(lid)
+            if g is not None and g is not inst.coarse_mask and np.array_equal(g, inst.coarse_mask):
+                self._share_guidance(lid, inst.coarse_mask)
+
+    def _share_guidance(self, layer_id: int, mask: np.ndarray) -> None:
+        """Guide ``layer_id`` by an engine result's coarse mask (H, W) itself until it is edited."""
+        self.guidance[layer_id] = np.asarray(mask, np.float32)
+        self._shared_guidance.add(layer_id)
+
     def paint_guidance(self, layer_id: int, cov, label: str) -> None:
         """Edit the coarse masks the matter is guided by (see :func:`brush.edit_guidance`)."""
         if layer_id not in self.guidance:
             self.guidance[layer_id] = (self.layer(layer_id).alpha > 0.5).astype(np.float32)
+        for lid in self._shared_guidance & self.guidance.keys():   # a stroke may change anyone's mask
+            self.guidance[lid] = self.guidance[lid].copy()
+        self._shared_guidance.clear()
         edit_guidance(self.guidance, layer_id, cov, label)
 
     def _instance_masks(self) -> np.ndarray:
@@ -1282,9 +1309,9 @@ class MainWindow(QMainWindow):
             return rematte(self._get_engine(), base, masks, mode, order, progress)
 
         def done(new_result) -> None:
-            self.result = new_result
             with self.doc_lock:
                 set_alphas(self.doc, {la.id: new_result.instances[k].alpha}, f"Re-matte {la.name}")
+            self._adopt_result(new_result)
             self.statusBar().showMessage(f"{la.name} re-matted", 5000)
 
         self._start_task("rematte", work, done, f"Re-matting {la.name}")
@@ -1302,10 +1329,11 @@ class MainWindow(QMainWindow):
             return self._get_engine().run(image, masks=masks, progress=progress, cancel=cancelled)
 
         def done(result) -> None:
-            self.result = result
             self.inst_ids = ids
             for lid, inst in zip(ids, result.instances):
-                self.guidance.setdefault(lid, inst.coarse_mask.astype(np.float32, copy=True))
+                if lid not in self.guidance:
+                    self._share_guidance(lid, inst.coarse_mask)
+            self._adopt_result(result)
             if then is not None:
                 QTimer.singleShot(0, then)
 
@@ -1349,10 +1377,10 @@ class MainWindow(QMainWindow):
                 return
             with self.doc_lock:
                 layer = self.doc.add_person(inst.alpha, None, None)
+            self._share_guidance(layer.id, inst.coarse_mask)
             if masks is not None:
-                self.result = new_result
                 self.inst_ids = self.inst_ids + [layer.id]
-            self.guidance[layer.id] = inst.coarse_mask.astype(np.float32, copy=True)
+                self._adopt_result(new_result)
             self.select_person(layer.id)
             self.set_tool("select")
             self.banner.hide()
@@ -1385,11 +1413,12 @@ class MainWindow(QMainWindow):
         def done(out) -> None:
             res, par = out
             ref = par if par is not None else res
-            self.parallel_alphas = {lid: inst.alpha.copy() for lid, inst in zip(ids, ref.instances)}
-            self.result = res
+            # 8-bit is plenty for the heat-map, and a quarter of a float copy (1 GB at 60 MP, 4 people)
+            self.parallel_alphas = {lid: render.to_uint8(inst.alpha) for lid, inst in zip(ids, ref.instances)}
             label = "Cycle refinement" if mode == "cycle" else "Parallel refinement"
             with self.doc_lock:
                 set_alphas(self.doc, {lid: inst.alpha for lid, inst in zip(ids, res.instances)}, label)
+            self._adopt_result(res)
             warn = [w for w in res.extras.get("warnings", []) if "refine" in w]
             if warn:
                 self.show_info(warn[-1], "warning")

@@ -92,12 +92,18 @@ def difference_heatmap(image: np.ndarray, alphas: np.ndarray, reference: np.ndar
                        full_scale: float = 0.25) -> tuple[np.ndarray, float]:
     """Where two sets of mattes differ: Σ_i |α_i − ref_i| as a heat map over a dimmed photo.
 
-    image (H, W, 3) uint8; alphas, reference (k, H, W) float32 (same k). ``full_scale`` is the
-    difference shown at full heat. Returns ((H, W, 3) uint8, mean absolute difference per pixel).
+    image (H, W, 3) uint8; alphas, reference: k (H, W) alphas each (arrays or lists), float32 in
+    [0, 1] or uint8 (scaled by 1/255). ``full_scale`` is the difference shown at full heat.
+    Returns ((H, W, 3) uint8, mean absolute difference per pixel).
     """
+    def as_float(a: np.ndarray) -> np.ndarray:
+        if a.dtype == np.uint8:
+            return a.astype(np.float32) * np.float32(1.0 / 255.0)
+        return np.ascontiguousarray(a, np.float32)
+
     diff = np.zeros(image.shape[:2], np.float32)
     for a, r in zip(alphas, reference):
-        diff += cv2.absdiff(np.ascontiguousarray(a, np.float32), np.ascontiguousarray(r, np.float32))
+        diff += cv2.absdiff(as_float(a), as_float(r))
     heat = cv2.convertScaleAbs(diff, alpha=255.0 / full_scale)  # saturates at full_scale
     cmap = cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
     grey = cv2.cvtColor(cv2.convertScaleAbs(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), alpha=0.35), cv2.COLOR_GRAY2RGB)

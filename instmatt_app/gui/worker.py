@@ -74,5 +74,8 @@ class Task:
             else:
                 self.signals.finished.emit(out)
         finally:
+            # drop the job's closure now: it holds its inputs (at 60 MP a whole MattingResult, GBs),
+            # and the task and its connected slots form a cycle that only a full gc pass would free
+            self.fn = None
             self.running = False
             self.signals.done.emit()

@@ -348,6 +348,53 @@ def test_add_person_and_replace_people(doc, sample):
         doc.add_person(np.zeros((5, 5), np.float32))
 
 
+def test_replace_people_can_take_colours_estimated_elsewhere(doc, sample, monkeypatch):
+    """The GUI estimates the new people's colours in its worker (a document of the same result) and
+    hands them over: nothing is estimated again, and the composite is the one estimating gives."""
+    image, alphas = sample
+    doc.ensure_colours()
+    ids_before = [l.id for l in doc.layers]
+    result = make_result(image, alphas[:2])
+    worker = Document.from_result(result, share_alphas=True)
+    worker.ensure_colours()
+    expected = worker.composite()
+    import instmatt_app.core.document as document_module
+    calls = []
+    monkeypatch.setattr(document_module, "estimate_layer_colours",
+                        lambda *a, **k: calls.append(1) or pytest.fail("colours estimated again"))
+    layers = doc.replace_people(result, colours=worker, share_alphas=True)
+    assert doc.colours_valid and not set(l.id for l in layers) & set(ids_before)
+    assert all(l.alpha is inst.alpha for l, inst in zip(layers, result.instances))
+    assert np.array_equal(doc.composite(), expected) and not calls
+    assert doc.history.nbytes > 0                    # the previous people are kept for undo
+    doc.history.undo()
+    assert [l.id for l in doc.layers] == ids_before
+    monkeypatch.undo()
+    doc.history.redo()                               # estimated again on a redo
+    assert not doc.colours_valid
+    assert np.abs(doc.composite() - expected).max() < 1e-5
+
+
 def test_unknown_layer_id(doc):
     with pytest.raises(KeyError, match="no layer with id 999"):
         doc.rename(999, "x")
+
+
+def test_undo_history_keeps_a_memory_budget(doc):
+    """Old steps are dropped once the undo data passes max_bytes; the latest step always stays."""
+    doc.history.max_bytes = 3 * doc.shape[0] * doc.shape[1] * 4 * 2      # three full-frame strokes (old + new)
+    target = doc.layers[0]
+    full = []
+    for k in range(5):                                                    # five full-frame strokes
+        alpha = np.full(doc.shape, 0.1 * (k + 1), np.float32)
+        doc.set_alpha(target.id, alpha)
+        full.append(alpha)
+    assert doc.history.nbytes <= doc.history.max_bytes
+    undone = 0
+    while doc.history.undo():
+        undone += 1
+    assert undone == 3 and np.array_equal(target.alpha, full[1])          # back to the oldest kept state
+    doc.history.max_bytes = 1                                             # smaller than any step
+    doc.set_alpha(target.id, full[4])
+    assert doc.history.can_undo and doc.history.undo() and np.array_equal(target.alpha, full[1])
+    assert not doc.history.can_undo

@@ -62,3 +62,22 @@ def test_result_alphas_and_background():
     np.testing.assert_array_equal(r.alphas, alphas)
     np.testing.assert_allclose(r.background_alpha, 1 - alphas.sum(0), atol=1e-6)
     assert "index=1" in repr(insts[1])
+
+
+def test_a_result_can_adopt_alphas_held_elsewhere():
+    """adopt_alphas: the instances take the given planes (a document's layers) and the result lets
+    its own (k, H, W) stack go; tri-mattes follow the adopted alphas."""
+    alphas, masks = _people()
+    people = PeopleAlphas(alphas, masks)
+    insts = [Instance(index=i, box=(0, 0, 16, 12), score=1.0, coarse_mask=masks[i], people=people) for i in range(3)]
+    res = MattingResult(image=np.zeros((12, 16, 3), np.uint8), instances=insts)
+    _ = insts[0].trimatte                                   # the total is cached: must follow the adoption
+    held = [a.copy() * 0.5 for a in alphas]
+    res.adopt_alphas(held)
+    assert all(inst.alpha is h for inst, h in zip(insts, held))
+    assert not any(np.shares_memory(a, alphas) for a in people.alphas)   # the stack is no longer referenced
+    np.testing.assert_allclose(insts[1].trimatte[1], held[0] + held[2], atol=1e-6)
+    with pytest.raises(ValueError, match="3 alphas"):
+        res.adopt_alphas(held[:2])
+    with pytest.raises(ValueError, match="float32"):
+        res.adopt_alphas([h.astype(np.float64) for h in held])

@@ -50,3 +50,26 @@ def test_edit_guidance_labels():
     assert g[1][20, 30] == 0.0 and g[2][20, 30] == 0.0 and g[2][5, 30] == 1.0
     with pytest.raises(ValueError, match="unknown guidance label"):
         edit_guidance(g, 1, _cov((40, 40), 30, 20), "sky")
+
+
+def test_a_finished_task_lets_go_of_its_inputs(qtbot):
+    """The job's closure (which holds a whole MattingResult in the GUI) is dropped when it ends, so
+    the inputs do not live on in the task's reference cycle until a full garbage collection."""
+    import weakref
+
+    from instmatt_app.gui.worker import Task
+
+    class Big:
+        pass
+
+    big = Big()
+    ref = weakref.ref(big)
+
+    def work(progress, cancelled, held=big):
+        return 1
+
+    task = Task(work)
+    del work, big
+    with qtbot.waitSignal(task.signals.done, timeout=5000):
+        task.start()
+    assert task.fn is None and ref() is None

@@ -197,6 +197,9 @@ def test_cycle_order_by_clicking_and_refinement_with_heatmap(window, qtbot):
     assert not window.banner.isVisible() or window.banner.level != "error", window.banner.text.text()
     assert window.parallel_alphas is not None and set(window.parallel_alphas) == set(ids)
     assert len(window.doc.history) in (n, n + 1)  # one step (none if nothing changed)
+    # every alpha is held once: the kept result (the base of re-matting) uses the layers' arrays
+    assert all(inst.alpha is window.doc.layer(lid).alpha for lid, inst in zip(window.inst_ids, window.result.instances))
+    assert all(window.parallel_alphas[lid].dtype == np.uint8 for lid in ids)
     window.refine_panel.heat.setChecked(True)
     window.refresh_canvas()
     assert "Mean |Δα|" in window.refine_panel.info.text()

@@ -45,6 +45,10 @@ def test_difference_heatmap_is_dark_where_equal_and_bright_where_different():
     assert mean1 > 0
     assert diff[15, 15].astype(int).sum() > same[15, 15].astype(int).sum() + 200
     np.testing.assert_array_equal(diff[38, 58], same[38, 58])
+    # the window keeps the parallel reference as 8-bit: the same picture, from lists of planes
+    b8 = [np.round(p * 255).astype(np.uint8) for p in b]
+    diff8, mean8 = render.difference_heatmap(img, list(a), b8)
+    assert abs(mean8 - mean1) < 1 / 255 and np.abs(diff8.astype(int) - diff.astype(int)).max() <= 2
 
 
 def test_person_rgba_and_thumbnail():
