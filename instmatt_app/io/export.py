@@ -80,6 +80,7 @@ def export_result(result_or_doc, out_dir: str | os.PathLike, formats: Iterable[s
     alphas = doc.layer_alphas([l.id for l in layers])
     rgba = doc.composite_rgba()
     composite = rgba if doc.background.mode == "transparent" else np.ascontiguousarray(rgba[..., :3])
+    del rgba                              # (H, W, 4) float32: 0.9 GiB at 60 MP
     z = {l.id: k + 1 for k, l in enumerate(doc.layers)}
     names = {l.id: f"{stem}_{z[l.id]:02d}_{safe_name(l.name)}" for l in layers}
     if "png" in formats:

@@ -22,6 +22,7 @@ from PIL import Image
 
 from instmatt_app.core.result import MattingResult
 from instmatt_app.io.atomic import atomic_open, atomic_write_bytes
+from instmatt_app.io.png_export import quantise
 
 __all__ = ["FORMATS", "write_result", "to_uint8", "write_png"]
 
@@ -30,7 +31,7 @@ FORMATS = ("png", "json", "psd", "tiff")
 
 def to_uint8(a: np.ndarray) -> np.ndarray:
     """Float in [0, 1] → uint8 with rounding (the official code truncates; see --official-postprocess)."""
-    return np.clip(np.round(np.asarray(a, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    return quantise(a, 8)
 
 
 def write_png(path: Path, array: np.ndarray) -> Path:

@@ -258,3 +258,22 @@ def test_unicode_layer_names(tmp_path):
     path = write_layered_psd(tmp_path / "u.psd", np.zeros((20, 30, 3), np.uint8), a,
                              np.full((1, 20, 30, 3), 0.5, np.float32), np.zeros((20, 30, 3), np.float32), [name])
     assert [l.name for l in PSDImage.open(path)[1]] == [name]
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_quantise_rounds_half_to_even_and_clips(tmp_path, bit_depth):
+    """PNG quantisation: round(x · (2^bits − 1)), halves to even, clipped; float64 and out-of-range
+    input; a cut-out PNG reads back as the quantised colour and alpha."""
+    from instmatt_app.io.png_export import quantise, write_rgba_png
+    top = 2 ** bit_depth - 1
+    x = np.array([-0.2, 0.0, 0.25, 0.5, 1.0, 1.3], np.float64)
+    q = quantise(x, bit_depth)
+    assert q.dtype == (np.uint8 if bit_depth == 8 else np.uint16)
+    assert q.tolist() == [0, 0, round(0.25 * top), round(0.5 * top), top, top]   # 127.5 -> 128, 32767.5 -> 32768
+    with pytest.raises(ValueError, match="bit depth"):
+        quantise(x, 12)
+    rng = np.random.default_rng(4)
+    rgb, a = rng.random((7, 9, 3), dtype=np.float32), rng.random((7, 9), dtype=np.float32)
+    path = write_rgba_png(tmp_path / f"q{bit_depth}.png", rgb, a, bit_depth)
+    back = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+    assert np.array_equal(back, quantise(np.dstack([rgb, a]), bit_depth))
