@@ -3,8 +3,8 @@
 A person's colour L_i matters only where the person's alpha is above zero (Eq. 2 weighs it by α_i),
 and most people cover a small part of the photo. Storing each colour layer cropped to its box
 instead of full size is what keeps a 60 MP photo with several people in memory: four full-size
-float32 colour layers are 2.9 GB there, cropped to their boxes they were 0.4 GB on the photo we
-measured (``docs/layers-and-export.md``).
+float32 colour layers are 2.9 GB there; cropped to their boxes they were 0.87 GB on the 60 MP
+group photo we measured (``docs/benchmarks.md``).
 
 Outside its box a :class:`BoxedImage` reads as zero. The values there are never used, because the
 person's alpha is zero there; writing outside the box (a brush stroke that extends a person) grows
@@ -25,8 +25,8 @@ class BoxedImage:
     """An (H, W, C) image whose pixels are stored only inside ``box``; zero outside.
 
     size: (H, W) of the whole image. box: (y0, y1, x0, x1), half-open, inside the image (may be
-    empty). pixels: (y1 − y0, x1 − x0, C) array (float32 [0, 1] for colour layers), owned by this
-    object.
+    empty). pixels: (y1 − y0, x1 − x0, C) array (float32 [0, 1] for colour layers); it may be a
+    view of a larger buffer (the colour estimation returns all layers as views of one).
     """
 
     __slots__ = ("size", "box", "pixels")
