@@ -444,3 +444,22 @@ def test_add_a_missed_person_by_clicking(make_window, engine, group_result, grou
     assert win.doc.history.undo_label == "Add person"
     win.undo()
     assert len(win.live_layers()) == 1
+
+
+def test_find_people_again_on_an_edited_photo_is_one_step_and_brings_its_colours(window, qtbot):
+    """F5 on an edited document: the detector's people replace the old ones as one undo step, with
+    the colours the worker estimated (nothing is estimated again on the GUI side); undo brings the
+    old people back."""
+    old_ids = [la.id for la in window.doc.layers]
+    window.doc.rename(old_ids[0], "Edited")
+    n = len(window.doc.history)
+    with qtbot.waitSignal(window.taskFinished, timeout=90_000):
+        window.detect_people()
+    assert not window.banner.isVisible() or window.banner.level != "error", window.banner.text.text()
+    new_ids = [la.id for la in window.doc.layers]
+    assert new_ids and not set(new_ids) & set(old_ids)
+    assert len(window.doc.history) == n + 1 and window.doc.colours_valid
+    assert all(la.colour is not None for la in window.doc.layers)
+    assert all(inst.alpha is window.doc.layer(lid).alpha for lid, inst in zip(window.inst_ids, window.result.instances))
+    window.undo()
+    assert [la.id for la in window.doc.layers] == old_ids and window.doc.layer(old_ids[0]).name == "Edited"
