@@ -23,6 +23,35 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated", category=UserWarning)
 
 
+
+_MEDIAPIPE = None   # the mediapipe module, once imported by _import_mediapipe
+
+
+def _import_mediapipe():
+    """``import mediapipe`` (and its Tasks API), then let go of the frames its import leaves alive.
+
+    mediapipe keeps the ImportError of an optional package it does not need here (``sounddevice``,
+    in ``mediapipe.tasks.python.audio.core.audio_record.sd_error``), and that error's traceback keeps
+    every frame that was running when mediapipe was first imported, with all their local variables.
+    In the app that import happens inside the first photo's background job, so the first photo's
+    whole result and document (GBs for a big photo) stayed in memory for good. The errors are kept,
+    their tracebacks dropped.
+    """
+    global _MEDIAPIPE
+    if _MEDIAPIPE is None:
+        import sys
+
+        import mediapipe as mp
+        import mediapipe.tasks.python  # noqa: F401 - the Tasks API
+
+        for name, module in list(sys.modules.items()):
+            if name.startswith("mediapipe"):
+                for value in list(getattr(module, "__dict__", {}).values()):
+                    if isinstance(value, BaseException):
+                        value.__traceback__ = None
+        _MEDIAPIPE = mp
+    return _MEDIAPIPE
+
 @dataclass
 class Pose:
     """One person found by the pose landmarker, in the coordinates of the image it was run on.
@@ -62,6 +91,7 @@ class PoseSegmenter:
 
     def _landmarker(self, num_poses: int):
         if num_poses not in self._landmarkers:
+            _import_mediapipe()
             from mediapipe.tasks.python import BaseOptions, vision
 
             opts = vision.PoseLandmarkerOptions(
@@ -75,7 +105,7 @@ class PoseSegmenter:
         return self._landmarkers[num_poses]
 
     def __call__(self, image: np.ndarray, num_poses: int = 6) -> list[Pose]:
-        import mediapipe as mp
+        mp = _import_mediapipe()
 
         h, w = image.shape[:2]
         with self._lock:

@@ -35,3 +35,32 @@ def test_a_row_of_people_is_found(group):
     assert len(dets) >= 9            # 7 before the tight second look
     centres = sorted((d.box[0] + d.box[2]) / 2 for d in dets)
     assert min(np.diff(centres)) > 5  # no person twice
+
+
+def test_importing_mediapipe_keeps_no_frames_alive():
+    """mediapipe stores the ImportError of an optional package with its traceback; that traceback
+    kept every frame running at import time alive, with their locals (in the app: the first photo's
+    result and document, GBs for a big photo). After our import no mediapipe module holds a
+    traceback, and a frame that imported it is freed."""
+    import gc
+    import sys
+    import weakref
+
+    from instmatt_app.nets import pose_landmarker
+
+    class Big:
+        pass
+
+    def job():
+        big = Big()
+        pose_landmarker._MEDIAPIPE = None          # import (again) from inside this frame
+        pose_landmarker._import_mediapipe()
+        return weakref.ref(big)
+
+    ref = job()
+    gc.collect()
+    assert ref() is None
+    held = [(name, key) for name, module in list(sys.modules.items()) if name.startswith("mediapipe")
+            for key, value in list(getattr(module, "__dict__", {}).items())
+            if isinstance(value, BaseException) and value.__traceback__ is not None]
+    assert held == []
