@@ -1401,20 +1401,23 @@ class MainWindow(QMainWindow):
         mode, order = self._refine_mode_order()
         need_parallel = mode == "cycle"
 
+        def reference(result) -> dict[int, np.ndarray]:
+            # 8-bit is plenty for the heat-map, and a quarter of a float copy (1 GB at 60 MP, 4 people)
+            return {lid: render.to_uint8(inst.alpha) for lid, inst in zip(ids, result.instances)}
+
         def work(progress, cancelled):
             engine = self._get_engine()
             par = None
             if need_parallel:
                 progress("parallel reference", 0.1)
-                par = rematte(engine, base, masks, "parallel", order, progress)
+                # made 8-bit at once: the float result is not kept while the cycle runs
+                par = reference(rematte(engine, base, masks, "parallel", order, progress))
             progress(mode, 0.5)
             return rematte(engine, base, masks, mode, order, progress), par
 
         def done(out) -> None:
             res, par = out
-            ref = par if par is not None else res
-            # 8-bit is plenty for the heat-map, and a quarter of a float copy (1 GB at 60 MP, 4 people)
-            self.parallel_alphas = {lid: render.to_uint8(inst.alpha) for lid, inst in zip(ids, ref.instances)}
+            self.parallel_alphas = par if par is not None else reference(res)
             label = "Cycle refinement" if mode == "cycle" else "Parallel refinement"
             with self.doc_lock:
                 set_alphas(self.doc, {lid: inst.alpha for lid, inst in zip(ids, res.instances)}, label)
