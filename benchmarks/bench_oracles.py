@@ -36,24 +36,16 @@ from instmatt_app.evaluation.imq import pool, read_instance_folder, score_image
 from instmatt_app.io.image_io import load_image
 from instmatt_app.nets import embedded
 from instmatt_app.nets.person_boxes import PersonBox
-from instmatt_app.pipeline import Engine, EngineConfig
-
-
-def instance_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1) of a (H, W) bool mask, x1/y1 exclusive; None when empty."""
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if not rows.size:
-        return None
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+from instmatt_app.pipeline import Engine, EngineConfig, mask_box
 
 
 def coarse_mask(mask: np.ndarray, grid: int) -> np.ndarray:
     """``mask`` ((H, W) bool) at ``grid`` × ``grid`` inside its box and back: (H, W) float32 0/1; grid 0: as is."""
     out = mask.astype(np.float32)
-    box = instance_box(mask)
+    box = mask_box(out, None)
     if grid <= 0 or box is None:
         return out
-    x0, y0, x1, y1 = box
+    x0, y0, x1, y1 = (int(v) for v in box)
     small = cv2.resize(out[y0:y1, x0:x1], (grid, grid), interpolation=cv2.INTER_AREA)
     back = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     out[y0:y1, x0:x1] = back >= 0.5
@@ -65,7 +57,7 @@ class _GivenBoxes:
 
     name = "gt-boxes"
 
-    def __init__(self, boxes: list[tuple[int, int, int, int]], width: int):
+    def __init__(self, boxes: list[tuple[float, float, float, float]], width: int):
         self.boxes, self.width = boxes, width
 
     def detect(self, image_rgb_uint8: np.ndarray) -> list[PersonBox]:
@@ -74,7 +66,7 @@ class _GivenBoxes:
 
 
 @contextmanager
-def given_person_boxes(boxes: list[tuple[int, int, int, int]], width: int):
+def given_person_boxes(boxes: list[tuple[float, float, float, float]], width: int):
     """Within the block the default detector's person boxes are ``boxes`` (photo pixels)."""
     with mock.patch.object(embedded, "person_boxes", lambda *a, **k: _GivenBoxes(boxes, width)):
         yield
@@ -107,7 +99,7 @@ def main() -> int:
         _, gts = read_instance_folder(args.dataset / "alphas" / path.parent.name / path.stem)
         binary = [g > 127 for g in gts]
         score("shipped", engine.run(image), gts, path.stem)
-        boxes = [b for b in (instance_box(m) for m in binary) if b is not None]
+        boxes = [b for b in (mask_box(m, None) for m in binary) if b is not None]
         with given_person_boxes(boxes, image.shape[1]):
             score("perfect person boxes", engine.run(image), gts, path.stem)
         for g, row in zip(args.grids, rows[2:]):

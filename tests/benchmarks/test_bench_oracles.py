@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from instmatt_app.nets import embedded
+from instmatt_app.pipeline import mask_box
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("bench_oracles", REPO / "benchmarks" / "bench_oracles.py")
@@ -24,22 +25,15 @@ def _person(h=120, w=90) -> np.ndarray:
     return m
 
 
-def test_instance_box_is_exclusive_and_none_when_empty():
-    m = np.zeros((10, 12), bool)
-    assert oracles.instance_box(m) is None
-    m[2:5, 3:9] = True
-    assert oracles.instance_box(m) == (3, 2, 9, 5)
-
-
 def test_coarse_mask_keeps_the_box_and_loses_detail():
     m = _person()
     exact = oracles.coarse_mask(m, 0)
     assert exact.dtype == np.float32 and np.array_equal(exact > 0.5, m)
     c28 = oracles.coarse_mask(m, 28) > 0.5
     c4 = oracles.coarse_mask(m, 4) > 0.5
-    box = oracles.instance_box(m)
-    assert oracles.instance_box(c28) is not None and oracles.instance_box(c28)[0] >= box[0]
-    assert not c28[:box[1]].any() and not c28[box[3]:].any()  # nothing outside the person's box
+    x0, y0, x1, y1 = (int(v) for v in mask_box(m.astype(np.float32), None))
+    assert c28.any() and not c28[:y0].any() and not c28[y1:].any()  # nothing outside the person's box
+    assert not c28[:, :x0].any() and not c28[:, x1:].any()
     iou = lambda a, b: (a & b).sum() / (a | b).sum()  # noqa: E731
     assert iou(c28, m) > 0.85 > iou(c4, m)  # 28 x 28 is close to the mask, 4 x 4 a blob
     assert set(np.unique(oracles.coarse_mask(m, 28))) <= {0.0, 1.0}
