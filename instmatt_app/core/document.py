@@ -400,10 +400,8 @@ class Document:
             self._colours_valid, self._dirty = True, []
             return
         if not self._colours_valid or any(l.colour is None for l in self._layers):
-            img = self.image.astype(np.float32)
-            img *= np.float32(1.0 / 255.0)
-            res = estimate_layer_colours(img, [l.alpha for l in self._layers])   # no stacked copy
-            del img
+            # the 8-bit photo itself (scaled inside) and the layers' alphas: no float or stacked copies
+            res = estimate_layer_colours(self.image, [l.alpha for l in self._layers])
             for layer, colour in zip(self._layers, res.people):
                 layer.colour = colour
             self._background_colour = res.background

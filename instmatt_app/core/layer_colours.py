@@ -51,6 +51,8 @@ from instmatt_app.core.inpaint import fill_hidden_background
 __all__ = ["LayerColours", "estimate_layer_colours", "normalise_alphas", "reconstruct"]
 
 OPAQUE_TOL = 1e-3
+# 8-bit photo values to [0, 1]: the same float32 product wherever the photo is read (kernels and numpy)
+_U8_SCALE = np.float32(1.0 / 255.0)
 
 
 @dataclass
@@ -289,9 +291,9 @@ if njit is not None:
         return cgeo[j, 0] + (yy * bw + xx) * 3
 
     @njit(cache=True, nogil=True)
-    def _upsample_boxed(buf, geo, cbuf, cgeo, hc, wc, A, img, thr):  # pragma: no cover - compiled
+    def _upsample_boxed(buf, geo, cbuf, cgeo, hc, wc, A, img, iscale, thr):  # pragma: no cover - compiled
         """Fill every box: nearest upsampling of the coarser level (cbuf, cgeo, hc × wc), or the
-        photo's colour where the layer is opaque (weight ≥ thr)."""
+        photo's colour (img × iscale) where the layer is opaque (weight ≥ thr)."""
         K, h, w = A.shape
         for j in range(K):
             off, y0, x0, bh, bw = geo[j, 0], geo[j, 1], geo[j, 2], geo[j, 3], geo[j, 4]
@@ -302,9 +304,9 @@ if njit is not None:
                     x = x0 + xx
                     i = off + (yy * bw + xx) * 3
                     if A[j, y, x] >= thr:
-                        buf[i] = img[y, x, 0]
-                        buf[i + 1] = img[y, x, 1]
-                        buf[i + 2] = img[y, x, 2]
+                        buf[i] = np.float32(img[y, x, 0]) * iscale
+                        buf[i + 1] = np.float32(img[y, x, 1]) * iscale
+                        buf[i + 2] = np.float32(img[y, x, 2]) * iscale
                         continue
                     ic = _coarse_index(cgeo, j, yc, min(wc - 1, x * wc // w))
                     for c in range(3):
@@ -336,10 +338,10 @@ if njit is not None:
                     buf[i + c] = top * (1 - fy) + bot * fy
 
     @njit(cache=True, nogil=True)
-    def _gs_sweeps_boxed(buf, geo, A, img, ys, xs, iterations, eps, gw):  # pragma: no cover - compiled
+    def _gs_sweeps_boxed(buf, geo, A, img, iscale, ys, xs, iterations, eps, gw):  # pragma: no cover - compiled
         """Gauss–Seidel sweeps of the closed-form update (Sherman–Morrison over the layers of a
         pixel) over the pixels (ys[n], xs[n]), in that order: a layer takes part at a pixel inside
-        its box; its 4-neighbours are clamped to the box."""
+        its box; its 4-neighbours are clamped to the box. The photo's colour is img × iscale."""
         K = A.shape[0]
         u = np.empty((K, 3), np.float32)
         av = np.empty(K, np.float32)
@@ -357,9 +359,9 @@ if njit is not None:
                         continue
                     off, by0, bx0, bh, bw = geo[j, 0], geo[j, 1], geo[j, 2], geo[j, 3], geo[j, 4]
                     aj = A[j, y, x]
-                    b0 = aj * img[y, x, 0]
-                    b1 = aj * img[y, x, 1]
-                    b2 = aj * img[y, x, 2]
+                    b0 = aj * (np.float32(img[y, x, 0]) * iscale)
+                    b1 = aj * (np.float32(img[y, x, 1]) * iscale)
+                    b2 = aj * (np.float32(img[y, x, 2]) * iscale)
                     dj = 0.0
                     for k in range(4):
                         if k == 0:
@@ -398,10 +400,10 @@ if njit is not None:
                     buf[i + 2] = min(1.0, max(0.0, u[j, 2] - f * s2))
 
     @njit(cache=True, nogil=True)
-    def _project_band_boxed(buf, geo, A, img, ys, xs, steps, tol):  # pragma: no cover - compiled
-        """Minimum-norm correction of the residual I − Σ α_j L_j at the pixels (ys[n], xs[n]), per
-        channel, over the layers that can still move towards it (an active set: clipped layers drop
-        out; outside its box a layer has no weight)."""
+    def _project_band_boxed(buf, geo, A, img, iscale, ys, xs, steps, tol):  # pragma: no cover - compiled
+        """Minimum-norm correction of the residual I − Σ α_j L_j (I = img × iscale) at the pixels
+        (ys[n], xs[n]), per channel, over the layers that can still move towards it (an active set:
+        clipped layers drop out; outside its box a layer has no weight)."""
         K = A.shape[0]
         at = np.empty(K, np.int64)
         for n in range(ys.size):
@@ -410,7 +412,7 @@ if njit is not None:
                 at[j] = _boxed_index(geo, j, y, x)
             for c in range(3):
                 for _ in range(steps):
-                    r = img[y, x, c]
+                    r = np.float32(img[y, x, c]) * iscale
                     for j in range(K):
                         if at[j] >= 0:
                             r -= A[j, y, x] * buf[at[j] + c]
@@ -463,7 +465,8 @@ def _band_level_boxed(coarse: tuple[np.ndarray, np.ndarray, int, int], A: np.nda
                       iterations: int, eps: float, gw: float, project: bool) -> tuple[np.ndarray, np.ndarray, float]:
     """One band level on boxed layers (numba only): upsample the coarser level (buf, geo, hc, wc),
     sweep on the band of mixed pixels and, when ``project``, match the photo there. A: (K, h, w)
-    weights, img: (h, w, 3). Returns (buf, geo, band fraction); inside each box the layers are the
+    weights, img: (h, w, 3) float32 in [0, 1] or uint8 (read × 1/255 where needed: a 60 MP photo as
+    float32 is 0.7 GB). Returns (buf, geo, band fraction); inside each box the layers are the
     full-size solve's to the solver's precision."""
     K, h, w = A.shape
     boxes = _support_boxes(A)
@@ -475,7 +478,8 @@ def _band_level_boxed(coarse: tuple[np.ndarray, np.ndarray, int, int], A: np.nda
         off += (y1 - y0) * (x1 - x0) * 3
     buf = np.empty(off, np.float32)
     cbuf, cgeo, hc, wc = coarse
-    _upsample_boxed(buf, geo, cbuf, cgeo, hc, wc, A, img, np.float32(1.0 - OPAQUE_TOL))
+    iscale = _U8_SCALE if img.dtype == np.uint8 else np.float32(1.0)
+    _upsample_boxed(buf, geo, cbuf, cgeo, hc, wc, A, img, iscale, np.float32(1.0 - OPAQUE_TOL))
     band = A.max(axis=0) < 1.0 - OPAQUE_TOL
     band_frac = float(band.mean())
     ys, xs = np.nonzero(band)
@@ -483,9 +487,9 @@ def _band_level_boxed(coarse: tuple[np.ndarray, np.ndarray, int, int], A: np.nda
     ys, xs = ys.astype(np.int32), xs.astype(np.int32)
     if ys.size:
         _bilinear_band_boxed(buf, geo, cbuf, cgeo, hc, wc, h, w, ys, xs)
-        _gs_sweeps_boxed(buf, geo, A, img, ys, xs, iterations, np.float32(eps), np.float32(gw))
+        _gs_sweeps_boxed(buf, geo, A, img, iscale, ys, xs, iterations, np.float32(eps), np.float32(gw))
         if project:
-            _project_band_boxed(buf, geo, A, img, ys, xs, K + 1, np.float32(0.1 / 255))
+            _project_band_boxed(buf, geo, A, img, iscale, ys, xs, K + 1, np.float32(0.1 / 255))
     return buf, geo, band_frac
 
 
@@ -514,7 +518,7 @@ def _solve_level(L, A, img, band, iterations, eps, gw, coarse=None) -> None:
     if band is not None and coarse is not None:
         cbuf, cgeo = _boxed_from_full(coarse)
         _bilinear_band_boxed(buf, geo, cbuf, cgeo, coarse.shape[1], coarse.shape[2], h, w, ys, xs)
-    _gs_sweeps_boxed(buf, geo, A, img, ys, xs, iterations, np.float32(eps), np.float32(gw))
+    _gs_sweeps_boxed(buf, geo, A, img, np.float32(1.0), ys, xs, iterations, np.float32(eps), np.float32(gw))
 
 
 def _project(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray, steps: int | None = None,
@@ -527,7 +531,8 @@ def _project(L: np.ndarray, A: np.ndarray, img: np.ndarray, band: np.ndarray, st
     if njit is not None:
         ys, xs = np.nonzero(band)
         buf, geo = _boxed_from_full(L)
-        _project_band_boxed(buf, geo, A, img, ys.astype(np.int32), xs.astype(np.int32), steps, np.float32(tol))
+        _project_band_boxed(buf, geo, A, img, np.float32(1.0), ys.astype(np.int32), xs.astype(np.int32), steps,
+                            np.float32(tol))
         return
     K = A.shape[0]
     idx = np.flatnonzero(band)
@@ -563,7 +568,8 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
                            stats: dict | None = None) -> LayerColours:
     """Estimate the colour of every person and of the background.
 
-    image: (H, W, 3) float32 in [0, 1] (uint8 is accepted and scaled by 1/255).
+    image: (H, W, 3) float32 in [0, 1], or uint8 (× 1/255 in float32; the full-resolution level then
+        reads the 8-bit photo itself, which saves a float32 copy: 0.7 GB at 60 MP).
     alphas: (n, H, W) float in [0, 1] (uint8 is scaled by 1/255), Σ_i α_i ≤ 1 (pixels above 1 are
         scaled down); n may be 0. A sequence of n (H, W) arrays is taken as well, and saves a stacked
         copy (1 GB at 60 MP with 4 people: the document passes its layers' alphas so).
@@ -585,11 +591,13 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
     rounding.
     """
     img = np.asarray(image)
-    if img.dtype == np.uint8:
-        img = img.astype(np.float32) / 255.0
-    img = np.ascontiguousarray(img, dtype=np.float32)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"image must be (H, W, 3); got {img.shape}")
+    photo8 = np.ascontiguousarray(img) if img.dtype == np.uint8 else None
+    if photo8 is not None:
+        img = photo8.astype(np.float32)
+        img *= _U8_SCALE
+    img = np.ascontiguousarray(img, dtype=np.float32)
     H, W = img.shape[:2]
     a_in = [np.asarray(a) for a in alphas]
     for a in a_in:
@@ -621,6 +629,9 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
         pyr_a.append(np.stack([_resize(prev_a[j], (h, w), cv2.INTER_AREA) for j in range(K)]))
     pyr_img.reverse()
     pyr_a.reverse()
+    if photo8 is not None and boxed and njit is not None and H * W > dense_pixels:
+        pyr_img[-1] = photo8     # the boxed full-resolution level reads the 8-bit photo
+        img = None
     rec["pyramid_s"] = clock() - t0
     # initial 1x1 level: mean colour where each layer is (nearly) opaque, at a ~64 px level
     ci = next(i for i, (h, w) in enumerate(sizes) if max(h, w) >= 64 or i == len(sizes) - 1)
@@ -659,7 +670,7 @@ def estimate_layer_colours(image: np.ndarray, alphas: np.ndarray, *, regularizat
             up = np.empty((K, h, w, 3), np.float32)
             if not dense and njit is not None:   # nearest, or the photo where a layer is opaque
                 _upsample_boxed(*_boxed_from_full(up), *_boxed_from_full(L), L.shape[1], L.shape[2], A, lvl_img,
-                                np.float32(1.0 - OPAQUE_TOL))
+                                np.float32(1.0), np.float32(1.0 - OPAQUE_TOL))
                 opaque_done = True
             else:
                 for j in range(K):

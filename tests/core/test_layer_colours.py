@@ -155,6 +155,19 @@ def test_uint8_inputs_are_scaled():
     assert np.abs(res.layers - ref.layers).max() < 0.05
 
 
+def test_an_8bit_photo_gives_exactly_its_float_values_result(data_dir):
+    # the boxed full-resolution level reads the 8-bit photo itself (no float32 copy of a big photo);
+    # the values it reads are the float32 products x * float32(1/255), so the result is the same bits
+    _, img, alphas = _composite(data_dir, "dev_0003")
+    photo8 = np.round(img * 255).astype(np.uint8)
+    as_float = photo8.astype(np.float32) * np.float32(1 / 255)
+    ref = estimate_layer_colours(as_float, alphas, dense_pixels=20_000)
+    res = estimate_layer_colours(photo8, alphas, dense_pixels=20_000)
+    assert np.array_equal(res.background, ref.background)
+    for p, q in zip(res.people, ref.people):
+        assert p.box == q.box and np.array_equal(p.pixels, q.pixels)
+
+
 def test_normalise_alphas_caps_the_sum():
     a = np.array([[[0.8]], [[0.6]]], np.float32)
     n = normalise_alphas(a)
