@@ -19,6 +19,10 @@ API
     doc.background_mode / background_replacement / background_blur_radius   (read-only views)
     doc.composite()           (H, W, 3) float32 in [0, 1]
     doc.composite_rgba()      (H, W, 4) float32: colour and coverage (for "transparent")
+    doc.composite_region(box) composite()[y0:y1, x0:x1] computed on that box alone
+    doc.composite_changes(token) -> (token, boxes | None)   where the composite changed since token
+                              (None token or unknown change: None = everywhere); for views that
+                              keep the last composite and redraw only what changed
     doc.ensure_colours()      estimate / refresh the colour layers now (otherwise lazily)
     doc.background_colour     (H, W, 3) float32 L_0, the estimated + inpainted background
     doc.layer_alphas(ids)     (k, H, W) float32 stacking ("over") alphas, see below
@@ -83,6 +87,8 @@ __all__ = ["Document", "PersonLayer", "BackgroundSettings", "BACKGROUND_MODES", 
 BACKGROUND_MODES = ("original", "replaced", "blurred", "transparent")
 TAG_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45")
 _MARGIN = 32  # pixels re-estimated around a painted box
+_CHANGE_LOG = 512  # edits remembered for composite_changes (an older token redraws everything)
+_DOC_SERIAL = itertools.count(1)
 
 
 @dataclass
@@ -161,6 +167,12 @@ class Document:
         self._subscribers: list[Callable[[Event], None]] = []
         self._alpha_version = 0          # bumped whenever an alpha or the set of people changes
         self._stack_cache: tuple | None = None
+        # where the composite changed: the box of each alpha version made by an edit of one region,
+        # and every region whose colours were re-estimated (composite_changes)
+        self._serial = next(_DOC_SERIAL)
+        self._alpha_boxes: dict[int, tuple[int, int, int, int]] = {}
+        self._colour_regions: list[tuple[int, int, int, int]] = []
+        self._colour_regions_dropped = 0
         self._ids = itertools.count(1)
         self.history = History(self, self._emit)
         for layer in layers or []:
@@ -336,6 +348,8 @@ class Document:
 
     def _alpha_changed(self, layer_id: int, box) -> list[Event]:
         self._alpha_version += 1
+        self._alpha_boxes[self._alpha_version] = tuple(int(v) for v in box)
+        self._alpha_boxes.pop(self._alpha_version - _CHANGE_LOG, None)
         self._mark_dirty(box)
         y0, y1, x0, x1 = box
         ids = tuple(l.id for l in self._layers
@@ -427,6 +441,10 @@ class Document:
         for layer, colour in zip(involved, res.people):
             layer.colour.write(py0, py1, px0, px1, colour[inner])
         self._background_colour[py0:py1, px0:px1] = res.background[inner]
+        self._colour_regions.append((py0, py1, px0, px1))
+        if len(self._colour_regions) > _CHANGE_LOG:
+            del self._colour_regions[0]
+            self._colour_regions_dropped += 1
 
     @property
     def background_colour(self) -> np.ndarray:
@@ -439,32 +457,53 @@ class Document:
         """Stacking alphas α_i (inverse of Eq. 14 in photo order) of the given layers.
 
         ids: layer ids (default: all layers in z-order). Returns (k, H, W) float32 in [0, 1],
-        read-only (the last result is cached until an alpha or the set of people changes).
+        read-only (the last result is cached until an alpha or the set of people changes; after
+        brush strokes only their boxes are computed again, into a copy).
         Stacking these back to front in photo order reproduces the visible alphas exactly.
         """
         ids = [l.id for l in self._layers] if ids is None else list(ids)
-        key = (self._alpha_version, tuple(self.photo_order), tuple(ids))
-        if self._stack_cache is not None and self._stack_cache[0] == key:
-            return self._stack_cache[1]
+        key = (tuple(self.photo_order), tuple(ids))
+        cached = self._stack_cache
+        if cached is not None and cached[0] == (self._alpha_version,) + key:
+            return cached[1]
         H, W = self.shape
+        boxes = None
+        if cached is not None and cached[0][1:] == key:   # the same people: only strokes since?
+            boxes = [self._alpha_boxes.get(v) for v in range(cached[0][0] + 1, self._alpha_version + 1)]
+            if any(b is None for b in boxes):
+                boxes = None
+        if boxes is None:
+            result = np.zeros((len(ids), H, W), np.float32)
+            boxes = [(0, H, 0, W)]
+        else:
+            result = cached[1].copy()    # a copy: an earlier result handed out stays as it was
+        for y0, y1, x0, x1 in (_merge_boxes(boxes) if len(boxes) > 1 else boxes):
+            self._stack_region(result, ids, (slice(y0, y1), slice(x0, x1)))
+        result.setflags(write=False)     # cached: callers must not modify it
+        self._stack_cache = ((self._alpha_version,) + key, result)
+        return result
+
+    def _stack_region(self, result: np.ndarray, ids: list[int], sl: tuple[slice, slice]) -> None:
+        """Fill ``result[:, sl]`` ((k, H, W) float32, rows in ``ids`` order) with the stacking alphas
+        there; every step is per pixel, so a region gives the whole photo's values."""
         by_id = {l.id: l for l in self._layers}
-        total = np.zeros((H, W), np.float32)
+        size = (sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
+        total = np.zeros(size, np.float32)
         for lid in self.photo_order:
-            total += by_id[lid].alpha
+            total += by_id[lid].alpha[sl]
         scale = None
-        if total.max() > 1.0:             # over-full pixels: scale down like the colour estimation
-            scale = np.ones((H, W), np.float32)
+        if total.size and total.max() > 1.0:   # over-full pixels: scale down like the colour estimation
+            scale = np.ones(size, np.float32)
             over = total > 1.0
             scale[over] = 1.0 / total[over]
         del total
         slot = {lid: k for k, lid in enumerate(ids)}
-        result = np.zeros((len(ids), H, W), np.float32)
-        front = np.zeros((H, W), np.float32)  # Σ α' of the layers in front, in photo order
-        t = np.empty((H, W), np.float32)
+        front = np.zeros(size, np.float32)  # Σ α' of the layers in front, in photo order
+        t = np.empty(size, np.float32)
         for lid in reversed(self.photo_order):
-            vis = by_id[lid].alpha if scale is None else by_id[lid].alpha * scale
+            vis = by_id[lid].alpha[sl] if scale is None else by_id[lid].alpha[sl] * scale
             if lid in slot:
-                o = result[slot[lid]]
+                o = result[slot[lid]][sl]
                 np.subtract(1.0, front, out=t)
                 hidden = t <= 1e-6
                 np.maximum(t, 1e-6, out=t)
@@ -472,18 +511,21 @@ class Document:
                 np.clip(o, 0.0, 1.0, out=o)
                 o[hidden] = 0.0
             front += vis
-        result.setflags(write=False)     # cached: callers must not modify it
-        self._stack_cache = (key, result)
-        return result
 
     def shown_weights(self) -> tuple[list[PersonLayer], np.ndarray]:
         """The shown layers (z-order) and their composite weights w_i, (k, H, W) float32."""
+        return self._shown_weights((slice(0, self.shape[0]), slice(0, self.shape[1])))
+
+    def _shown_weights(self, sl: tuple[slice, slice]) -> tuple[list[PersonLayer], np.ndarray]:
+        """:meth:`shown_weights` inside the photo region ``sl`` (two slices with explicit bounds):
+        (k, h, w) float32, the same values as the whole photo's there (every step is per pixel)."""
         shown = [l for l in self._layers if l.shown]
+        size = (sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
         if not shown:
-            return shown, np.zeros((0,) + self.shape, np.float32)
-        a = self.layer_alphas([l.id for l in shown])
+            return shown, np.zeros((0,) + size, np.float32)
+        a = self.layer_alphas([l.id for l in shown])[(slice(None),) + sl]
         w = np.empty_like(a)
-        transmit = np.ones(self.shape, np.float32)
+        transmit = np.ones(size, np.float32)
         for i in range(len(shown) - 1, -1, -1):
             w[i] = a[i] * transmit
             transmit *= 1.0 - a[i]
@@ -505,21 +547,25 @@ class Document:
             return cv2.GaussianBlur(l0, (0, 0), sigmaX=float(bg.blur_radius), sigmaY=float(bg.blur_radius))
         return l0
 
-    def _people_sum(self) -> tuple[np.ndarray, np.ndarray]:
-        """(Σ w_i adj_i(L_i) as (H, W, 3), Σ w_i as (H, W)), float32, over the shown people."""
+    def _people_sum(self, sl: tuple[slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(Σ w_i adj_i(L_i) as (h, w, 3), Σ w_i as (h, w)), float32, over the shown people, in the
+        photo region ``sl`` (two slices with explicit bounds; None = the whole photo)."""
         self.ensure_colours()
-        shown, w = self.shown_weights()
         H, W = self.shape
-        acc = np.zeros((H, W, 3), np.float32)
-        cover = np.zeros((H, W), np.float32)
+        sl = sl or (slice(0, H), slice(0, W))
+        shown, w = self._shown_weights(sl)
+        oy, ox = sl[0].start, sl[1].start
+        acc = np.zeros(w.shape[1:] + (3,), np.float32)
+        cover = np.zeros(w.shape[1:], np.float32)
         for layer, wi in zip(shown, w):
             box = _box_of(wi > 0)          # only where the person has weight
             if box is None:
                 continue
-            sl = (slice(box[0], box[1]), slice(box[2], box[3]))
-            ws = wi[sl]
-            acc[sl] += ws[..., None] * apply_adjustments(layer.colour[sl], layer.adjustments)
-            cover[sl] += ws
+            own = (slice(box[0], box[1]), slice(box[2], box[3]))
+            photo = (slice(oy + box[0], oy + box[1]), slice(ox + box[2], ox + box[3]))
+            ws = wi[own]
+            acc[own] += ws[..., None] * apply_adjustments(layer.colour[photo], layer.adjustments)
+            cover[own] += ws
         return acc, cover
 
     def composite_rgba(self) -> np.ndarray:
@@ -538,11 +584,68 @@ class Document:
 
     def composite(self) -> np.ndarray:
         """(H, W, 3) float32 in [0, 1]: the recomposited photo (transparent mode: over black)."""
-        acc, cover = self._people_sum()
+        return self.composite_region((0, self.shape[0], 0, self.shape[1]))
+
+    def composite_region(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """``composite()[y0:y1, x0:x1]`` computed on that region alone: (y1 - y0, x1 - x0, 3) float32.
+
+        box: (y0, y1, x0, x1) inside the photo. Every step of the composite is per pixel, so the values
+        are the whole composite's (a blurred background is blurred on the whole photo first)."""
+        y0, y1, x0, x1 = (int(v) for v in box)
+        H, W = self.shape
+        if not (0 <= y0 <= y1 <= H and 0 <= x0 <= x1 <= W):
+            raise ValueError(f"region {box} is not inside the {W}x{H} photo")
+        sl = (slice(y0, y1), slice(x0, x1))
+        acc, cover = self._people_sum(sl)
         bg = self.background_image()
         if bg is not None:
-            acc += np.clip(1.0 - cover, 0.0, 1.0)[..., None] * bg
+            acc += np.clip(1.0 - cover, 0.0, 1.0)[..., None] * bg[sl]
         return np.clip(acc, 0.0, 1.0, out=acc)
+
+    def _composite_state(self) -> tuple:
+        """What the composite depends on besides the alphas and the colour layers' pixels."""
+        bg = self.background
+        return (self._serial, tuple(self.photo_order), tuple(l.id for l in self._layers), bg.mode, bg.blur_radius,
+                bg.image, {l.id: (l.shown, l.adjustments) for l in self._layers})
+
+    def composite_changes(self, since: tuple | None) -> tuple[tuple, list[tuple[int, int, int, int]] | None]:
+        """Where the composite may differ from what it was when ``since`` was handed out.
+
+        Returns (token, boxes): keep the token for the next call; boxes are (y0, y1, x0, x1) regions
+        (merged, maybe empty) outside which the composite is unchanged, or None when it may have changed
+        anywhere (no token, a token of another document or too old, or a change that is not local:
+        people added, removed or reordered, the background changed). Brush strokes and their undo,
+        the colour layers re-estimated around them, and a person's recolour or visibility are local.
+        Colour layers that are out of date are re-estimated first (as the composite would).
+        """
+        self.ensure_colours()
+        state = self._composite_state()
+        token = (self._alpha_version, self._colour_regions_dropped + len(self._colour_regions), state)
+        if since is None:
+            return token, None
+        version, regions, old = since
+        if old[:5] != state[:5] or old[5] is not state[5]:
+            return token, None
+        boxes: list[tuple[int, int, int, int]] = []
+        for v in range(version + 1, self._alpha_version + 1):
+            if v not in self._alpha_boxes:
+                return token, None
+            boxes.append(self._alpha_boxes[v])
+        first = regions - self._colour_regions_dropped
+        if first < 0:
+            return token, None
+        regions = self._colour_regions[first:]
+        if self.background.mode == "blurred":   # the background's new colours spread as far as the blur reaches
+            r = int(np.ceil(4 * self.background.blur_radius)) + 1
+            H, W = self.shape
+            regions = [(max(0, y0 - r), min(H, y1 + r), max(0, x0 - r), min(W, x1 + r)) for y0, y1, x0, x1 in regions]
+        boxes.extend(regions)
+        for lid, now in state[6].items():
+            if old[6][lid] != now:           # recoloured, hidden or shown: inside that person's alpha
+                box = _box_of(self.layer(lid).alpha > 0)
+                if box is not None:
+                    boxes.append(box)
+        return token, _merge_boxes(boxes) if len(boxes) > 1 else boxes
 
 
 def _box_of(mask: np.ndarray):

@@ -105,6 +105,10 @@ class MainWindow(QMainWindow):
         self._shared_guidance: set[int] = set()
         self.selected_id: int | None = None
         self.view = "composite"
+        # the composite view's last picture (uint8) and the document's token for it: an edit redraws
+        # only the regions it changed (Document.composite_changes)
+        self._composite_u8: np.ndarray | None = None
+        self._composite_token = None
         self.tool = "select"
         self.guide_label = "this"
         self.cycle_order: list[int] = []
@@ -940,7 +944,21 @@ class MainWindow(QMainWindow):
         if self.doc.background.mode == "transparent":
             rgba = self.doc.composite_rgba()
             return render.person_rgba(rgba[..., :3], rgba[..., 3])
-        return render.to_uint8(self.doc.composite())
+        doc = self.doc
+        token, boxes = doc.composite_changes(self._composite_token)
+        cache = self._composite_u8
+        if cache is not None and cache.shape[:2] != doc.shape:
+            boxes = None
+        if boxes is not None and sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > 0.5 * cache.shape[0] * \
+                cache.shape[1]:
+            boxes = None                       # most of the photo: one pass is as fast
+        if boxes is None:
+            cache = render.to_uint8(doc.composite())
+        else:
+            for y0, y1, x0, x1 in boxes:
+                cache[y0:y1, x0:x1] = render.to_uint8(doc.composite_region((y0, y1, x0, x1)))
+        self._composite_u8, self._composite_token = cache, token
+        return cache.copy()                    # the next render may patch the cache while this one is shown
 
     def refresh_canvas(self) -> None:
         """Draw the current view now, on the GUI thread (scripts, tests, screenshots)."""

@@ -398,3 +398,76 @@ def test_undo_history_keeps_a_memory_budget(doc):
     doc.set_alpha(target.id, full[4])
     assert doc.history.can_undo and doc.history.undo() and np.array_equal(target.alpha, full[1])
     assert not doc.history.can_undo
+
+
+def test_a_view_that_redraws_only_the_changed_regions_stays_equal_to_the_composite(doc):
+    """composite_changes + composite_region, as the app's composite view uses them."""
+    cache = doc.composite()
+    token, boxes = doc.composite_changes(None)
+    assert boxes is None                                   # nothing known yet: everything
+    assert np.array_equal(doc.composite_region((5, 40, 7, 33)), cache[5:40, 7:33])
+    with pytest.raises(ValueError):
+        doc.composite_region((0, doc.shape[0] + 1, 0, 5))
+    H, W = doc.shape
+    a, b = doc.layers[0], doc.layers[-1]
+    ys, xs = np.nonzero(b.alpha > 0.99)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    stroke = b.alpha.copy()
+    stroke[cy - 8:cy + 8, cx - 12:cx + 12] = 0.0
+
+    def redraw(expect_local: bool) -> list:
+        nonlocal token, cache
+        token, boxes = doc.composite_changes(token)
+        assert (boxes is not None) == expect_local
+        if boxes is None:
+            cache = doc.composite()
+        else:
+            for y0, y1, x0, x1 in boxes:
+                cache[y0:y1, x0:x1] = doc.composite_region((y0, y1, x0, x1))
+        assert np.abs(cache - doc.composite()).max() <= 1e-6
+        return boxes
+
+    assert redraw(True) == []                              # nothing changed
+    doc.set_alpha(b.id, stroke)                            # a brush stroke: its box and the colours around it
+    boxes = redraw(True)
+    assert len(boxes) >= 1 and sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) < 0.5 * H * W
+    doc.history.undo()
+    redraw(True)
+    doc.history.redo()
+    redraw(True)
+    doc.set_adjustments(a.id, Adjustments(hue=120.0, saturation=0.3))   # recolour: that person only
+    redraw(True)
+    doc.set_visible(a.id, False)
+    redraw(True)
+    doc.history.undo()
+    doc.history.undo()
+    redraw(True)
+    doc.reorder([l.id for l in doc.layers][::-1])          # not local
+    redraw(False)
+    doc.set_background("blurred", blur_radius=6.0)
+    redraw(False)
+    doc.set_alpha(a.id, np.zeros_like(a.alpha))            # local again, on a blurred background
+    redraw(True)
+    doc.remove(b.id)                                       # like hiding: where that person was
+    redraw(True)
+    doc.add_person(stroke)                                 # a new person: not local
+    redraw(False)
+    assert Document(doc.image).composite_changes(token)[1] is None   # another document's token
+
+
+def test_stacking_alphas_after_strokes_are_those_of_a_fresh_document(doc):
+    first = doc.layer_alphas()
+    kept = first.copy()
+    b = doc.layers[-1]
+    for k, (dy, dx) in enumerate([(0, 0), (15, -20), (-10, 25)]):
+        stroke = b.alpha.copy()
+        ys, xs = np.nonzero(stroke > 0.5)
+        cy, cx = int(ys.mean()) + dy, int(xs.mean()) + dx
+        stroke[cy - 6:cy + 6, cx - 9:cx + 9] = 0.2 * k
+        doc.set_alpha(b.id, stroke)
+    doc.history.undo()
+    again = doc.layer_alphas()                      # only the strokes' boxes computed again
+    fresh = Document(doc.image, [l for l in doc.layers], list(doc.photo_order)).layer_alphas()
+    assert np.array_equal(again, fresh)
+    assert np.array_equal(first, kept)              # what was handed out before is untouched
+    assert doc.layer_alphas() is again and not again.flags.writeable

@@ -77,6 +77,31 @@ def test_paint_alpha_is_one_undo_step_and_undo_restores_exactly(window, qtbot):
     np.testing.assert_array_equal(window.doc.layer(la.id).alpha, after)
 
 
+def test_the_composite_view_redraws_only_a_strokes_region_and_shows_the_full_composite(window, qtbot, monkeypatch):
+    from instmatt_app.gui import render
+
+    window.set_view("composite")
+    window.refresh_canvas()                                    # the view's picture is kept from here
+    doc = window.doc
+    la = doc.layers[0]
+    window.select_person(la.id)
+    window.set_tool("brush")
+    window.size_spin.setValue(20)
+    ys, xs = np.nonzero(la.alpha < 0.01)
+    x0, y0 = float(xs[len(xs) // 2]), float(ys[len(ys) // 2])
+    calls = []
+    full, region = doc.composite, doc.composite_region
+    monkeypatch.setattr(doc, "composite", lambda: calls.append("full") or full())
+    monkeypatch.setattr(doc, "composite_region", lambda box: calls.append(box) or region(box))
+    drag_canvas(qtbot, window, [(x0, y0), (x0 + 15, y0)])
+    qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier)     # undo redraws that region again
+    window.wait_for_render()
+    window.refresh_canvas()
+    assert calls and "full" not in calls
+    assert all((y1 - ya) * (x1 - xa) < 0.5 * la.alpha.size for ya, y1, xa, x1 in calls)
+    np.testing.assert_array_equal(window._render_view(), render.to_uint8(full()))
+
+
 def test_eraser_and_locked_layer(window, qtbot):
     la = window.doc.layers[-1]
     window.select_person(la.id)
