@@ -614,16 +614,18 @@ class Document:
         Returns (token, boxes): keep the token for the next call; boxes are (y0, y1, x0, x1) regions
         (merged, maybe empty) outside which the composite is unchanged, or None when it may have changed
         anywhere (no token, a token of another document or too old, or a change that is not local:
-        people added, removed or reordered, the background changed). Brush strokes and their undo,
-        the colour layers re-estimated around them, and a person's recolour or visibility are local.
-        Colour layers that are out of date are re-estimated first (as the composite would).
+        people added, deleted or replaced, a new order, a new background). Brush strokes and their
+        undo, the colour layers re-estimated around them, and a person recoloured, hidden, shown,
+        removed or restored (inside that person's alpha box) are local; on a blurred background a
+        re-estimated region reaches as far as the blur. Colour layers that are out of date are
+        re-estimated first (as the composite would).
         """
         self.ensure_colours()
         state = self._composite_state()
         token = (self._alpha_version, self._colour_regions_dropped + len(self._colour_regions), state)
         if since is None:
             return token, None
-        version, regions, old = since
+        version, n_regions, old = since
         if old[:5] != state[:5] or old[5] is not state[5]:
             return token, None
         boxes: list[tuple[int, int, int, int]] = []
@@ -631,7 +633,7 @@ class Document:
             if v not in self._alpha_boxes:
                 return token, None
             boxes.append(self._alpha_boxes[v])
-        first = regions - self._colour_regions_dropped
+        first = n_regions - self._colour_regions_dropped
         if first < 0:
             return token, None
         regions = self._colour_regions[first:]
