@@ -457,8 +457,9 @@ class Document:
         """Stacking alphas α_i (inverse of Eq. 14 in photo order) of the given layers.
 
         ids: layer ids (default: all layers in z-order). Returns (k, H, W) float32 in [0, 1],
-        read-only (the last result is cached until an alpha or the set of people changes; after
-        brush strokes only their boxes are computed again, into a copy).
+        read-only. It is the document's cache: after brush strokes only their boxes are computed
+        again, in place (a full copy is 1 GB at 60 MP with four people), so use it before the next
+        edit or copy it; a change of the people or their order makes a new array.
         Stacking these back to front in photo order reproduces the visible alphas exactly.
         """
         ids = [l.id for l in self._layers] if ids is None else list(ids)
@@ -476,7 +477,8 @@ class Document:
             result = np.zeros((len(ids), H, W), np.float32)
             boxes = [(0, H, 0, W)]
         else:
-            result = cached[1].copy()    # a copy: an earlier result handed out stays as it was
+            result = cached[1]           # patched in place (this document allocated it)
+            result.setflags(write=True)
         for y0, y1, x0, x1 in (_merge_boxes(boxes) if len(boxes) > 1 else boxes):
             self._stack_region(result, ids, (slice(y0, y1), slice(x0, x1)))
         result.setflags(write=False)     # cached: callers must not modify it
