@@ -1,6 +1,5 @@
 import hashlib
 import json
-import shutil
 
 import pytest
 import torch
