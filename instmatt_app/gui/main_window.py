@@ -947,7 +947,7 @@ class MainWindow(QMainWindow):
         doc = self.doc
         token, boxes = doc.composite_changes(self._composite_token)
         cache = self._composite_u8
-        if cache is not None and cache.shape[:2] != doc.shape:
+        if cache is None or cache.shape[:2] != doc.shape:
             boxes = None
         if boxes is not None and sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes) > 0.5 * cache.shape[0] * \
                 cache.shape[1]:
