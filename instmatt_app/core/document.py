@@ -533,21 +533,36 @@ class Document:
             transmit *= 1.0 - a[i]
         return shown, w
 
-    def background_image(self) -> np.ndarray | None:
-        """(H, W, 3) float32 background of the current mode, None for "transparent"."""
+    def background_image(self, box: tuple[int, int, int, int] | None = None) -> np.ndarray | None:
+        """(H, W, 3) float32 background of the current mode, None for "transparent".
+
+        box: (y0, y1, x0, x1) to get only that region, the same values (a blurred background is
+        blurred on the region grown by the blur's reach, which gives the whole photo's blur there)."""
         bg = self.background
         if bg.mode == "transparent":
             return None
+        H, W = self.shape
+        y0, y1, x0, x1 = box if box is not None else (0, H, 0, W)
         if bg.mode == "replaced":
-            H, W = self.shape
             rep = bg.image
             if rep.shape[:2] != (H, W):
                 rep = cv2.resize(rep, (W, H), interpolation=cv2.INTER_AREA if rep.shape[0] > H else cv2.INTER_LINEAR)
-            return rep.astype(np.float32) / 255.0
+            return rep[y0:y1, x0:x1].astype(np.float32) / 255.0
         l0 = self.background_colour
         if bg.mode == "blurred":
-            return cv2.GaussianBlur(l0, (0, 0), sigmaX=float(bg.blur_radius), sigmaY=float(bg.blur_radius))
-        return l0
+            gy0, gy1, gx0, gx1 = self._grow_by_blur((y0, y1, x0, x1))
+            blurred = cv2.GaussianBlur(l0[gy0:gy1, gx0:gx1], (0, 0), sigmaX=float(bg.blur_radius),
+                                       sigmaY=float(bg.blur_radius))
+            return blurred[y0 - gy0:y1 - gy0, x0 - gx0:x1 - gx0]
+        return l0[y0:y1, x0:x1]
+
+    def _grow_by_blur(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """``box`` grown by the reach of the blurred background's Gaussian (OpenCV's kernel radius is
+        4 sigma), clipped to the photo."""
+        r = int(np.ceil(4 * self.background.blur_radius)) + 1
+        H, W = self.shape
+        y0, y1, x0, x1 = box
+        return max(0, y0 - r), min(H, y1 + r), max(0, x0 - r), min(W, x1 + r)
 
     def _people_sum(self, sl: tuple[slice, slice] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(Σ w_i adj_i(L_i) as (h, w, 3), Σ w_i as (h, w)), float32, over the shown people, in the
@@ -592,16 +607,15 @@ class Document:
         """``composite()[y0:y1, x0:x1]`` computed on that region alone: (y1 - y0, x1 - x0, 3) float32.
 
         box: (y0, y1, x0, x1) inside the photo. Every step of the composite is per pixel, so the values
-        are the whole composite's (a blurred background is blurred on the whole photo first)."""
+        are the whole composite's (for a blurred background see :meth:`background_image`)."""
         y0, y1, x0, x1 = (int(v) for v in box)
         H, W = self.shape
         if not (0 <= y0 <= y1 <= H and 0 <= x0 <= x1 <= W):
             raise ValueError(f"region {box} is not inside the {W}x{H} photo")
-        sl = (slice(y0, y1), slice(x0, x1))
-        acc, cover = self._people_sum(sl)
-        bg = self.background_image()
+        acc, cover = self._people_sum((slice(y0, y1), slice(x0, x1)))
+        bg = self.background_image((y0, y1, x0, x1))
         if bg is not None:
-            acc += np.clip(1.0 - cover, 0.0, 1.0)[..., None] * bg[sl]
+            acc += np.clip(1.0 - cover, 0.0, 1.0)[..., None] * bg
         return np.clip(acc, 0.0, 1.0, out=acc)
 
     def _composite_state(self) -> tuple:
@@ -640,9 +654,7 @@ class Document:
             return token, None
         regions = self._colour_regions[first:]
         if self.background.mode == "blurred":   # the background's new colours spread as far as the blur reaches
-            r = int(np.ceil(4 * self.background.blur_radius)) + 1
-            H, W = self.shape
-            regions = [(max(0, y0 - r), min(H, y1 + r), max(0, x0 - r), min(W, x1 + r)) for y0, y1, x0, x1 in regions]
+            regions = [self._grow_by_blur(r) for r in regions]
         boxes.extend(regions)
         for lid, now in state[6].items():
             if old[6][lid] != now:           # recoloured, hidden or shown: inside that person's alpha

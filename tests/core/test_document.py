@@ -448,6 +448,12 @@ def test_a_view_that_redraws_only_the_changed_regions_stays_equal_to_the_composi
     redraw(False)
     doc.set_alpha(a.id, np.zeros_like(a.alpha))            # local again, on a blurred background
     redraw(True)
+    doc.set_background("replaced", image=np.arange(40 * 60 * 3, dtype=np.uint8).reshape(40, 60, 3))
+    redraw(False)
+    doc.set_alpha(b.id, b.alpha * 0.5)                     # a stroke on a replaced background
+    redraw(True)
+    doc.history.undo()
+    redraw(True)
     doc.remove(b.id)                                       # like hiding: where that person was
     redraw(True)
     doc.add_person(stroke)                                 # a new person: not local
@@ -471,3 +477,14 @@ def test_stacking_alphas_after_strokes_are_those_of_a_fresh_document(doc):
     assert again is first and doc.layer_alphas() is again and not again.flags.writeable
     doc.reorder([l.id for l in doc.layers][::-1])
     assert doc.layer_alphas() is not first          # another order: a new array
+
+
+@pytest.mark.parametrize("mode, extra", [("original", {}), ("blurred", {"blur_radius": 5.0}),
+                                         ("replaced", {"image": np.arange(30 * 50 * 3, dtype=np.uint8).reshape(30, 50, 3)})])
+def test_a_region_of_the_background_is_that_part_of_the_whole(doc, mode, extra):
+    doc.set_background(mode, **extra)
+    whole = doc.background_image()
+    H, W = doc.shape
+    for y0, y1, x0, x1 in [(0, H, 0, W), (0, 17, 0, 23), (H // 3, H // 2, W // 4, W // 2), (H - 9, H, W - 30, W)]:
+        part = doc.background_image((y0, y1, x0, x1))   # a blur sees the region grown by its reach
+        np.testing.assert_allclose(part, whole[y0:y1, x0:x1], rtol=0, atol=1e-6)
