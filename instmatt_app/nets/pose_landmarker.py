@@ -22,8 +22,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # a user cannot act on
 warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated", category=UserWarning)
 
-
-
 _MEDIAPIPE = None   # the mediapipe module, once imported by _import_mediapipe
 
 
@@ -51,6 +49,7 @@ def _import_mediapipe():
                         value.__traceback__ = None
         _MEDIAPIPE = mp
     return _MEDIAPIPE
+
 
 @dataclass
 class Pose:

@@ -479,8 +479,9 @@ def test_stacking_alphas_after_strokes_are_those_of_a_fresh_document(doc):
     assert doc.layer_alphas() is not first          # another order: a new array
 
 
-@pytest.mark.parametrize("mode, extra", [("original", {}), ("blurred", {"blur_radius": 5.0}),
-                                         ("replaced", {"image": np.arange(30 * 50 * 3, dtype=np.uint8).reshape(30, 50, 3)})])
+@pytest.mark.parametrize("mode, extra", [
+    ("original", {}), ("blurred", {"blur_radius": 5.0}),
+    ("replaced", {"image": np.arange(30 * 50 * 3, dtype=np.uint8).reshape(30, 50, 3)})])
 def test_a_region_of_the_background_is_that_part_of_the_whole(doc, mode, extra):
     doc.set_background(mode, **extra)
     whole = doc.background_image()
